@@ -1,0 +1,340 @@
+"""LineSight settings.
+
+Every environment variable is read here, once. The defaults are the embedded
+shape (SQLite, in-memory channel layer, media in ``var/``); ``DATABASE_URL``,
+``REDIS_URL`` and ``LINESIGHT_S3_BUCKET`` switch to the plant shape. See the
+README's configuration table for the full list.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.channel_layers import BACKENDS, redis_channel_layer
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    raw = _env(name)
+    if not raw:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}.")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in _env(name, default).split(",") if item.strip()]
+
+
+# --- Core -----------------------------------------------------------------
+
+DEBUG = _env_bool("LINESIGHT_DEBUG")
+SECRET_KEY = _env("LINESIGHT_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "LINESIGHT_SECRET_KEY is not set. Set it to a long random string "
+            "(make demo writes one to var/secret_key), or set LINESIGHT_DEBUG=true "
+            "on a development machine."
+        )
+    SECRET_KEY = "insecure-development-key-only-for-LINESIGHT_DEBUG"  # noqa: S105
+
+ALLOWED_HOSTS = _env_list("LINESIGHT_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = _env_list("LINESIGHT_CSRF_TRUSTED_ORIGINS")
+
+DATA_DIR = Path(_env("LINESIGHT_DATA_DIR") or BASE_DIR / "var").resolve()
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "import_export",
+    "channels",
+    "django_tasks",
+    "django_tasks_db",
+    "masterdata",
+    "models_registry",
+    "inspection",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+
+# WAL lets the dashboard read while a frame is written; IMMEDIATE takes the
+# write lock up front instead of failing half-way through a transaction when
+# several workers write; the timeout waits for that lock instead of erroring.
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+
+DATABASE_URL = _env("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'linesight.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request runs in a thread of its own, so persistent
+    # connections are never reused: each frame would open a new connection
+    # (several ms). A pool per worker process hands connections across threads.
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "pool": {
+            "min_size": 2,
+            "max_size": _env_int("LINESIGHT_DB_POOL_SIZE", 10),
+            "timeout": 10,
+        },
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels ---------------------------------------------------------------
+
+REDIS_URL = _env("REDIS_URL")
+CHANNEL_LAYER_KIND = _env("LINESIGHT_CHANNEL_LAYER", "redis")
+if CHANNEL_LAYER_KIND not in BACKENDS:
+    raise ImproperlyConfigured(
+        f"LINESIGHT_CHANNEL_LAYER must be redis or redis-pubsub, not {CHANNEL_LAYER_KIND!r}."
+    )
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": redis_channel_layer(
+            REDIS_URL,
+            kind=CHANNEL_LAYER_KIND,
+            prefix=_env("LINESIGHT_CHANNEL_PREFIX", "linesight"),
+        )
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Background tasks (validation, conversions, big exports) ---------------
+
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default"],
+    }
+}
+
+# --- Files ------------------------------------------------------------------
+
+MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_URL = "/media/"  # never routed: files are served by views that check permissions
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+S3_BUCKET = _env("LINESIGHT_S3_BUCKET")
+if S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": _env("LINESIGHT_S3_ENDPOINT_URL") or None,
+            "region_name": _env("LINESIGHT_S3_REGION") or None,
+            "location": _env("LINESIGHT_S3_PREFIX"),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# Uploads: frames are small; model artifacts can be large and go to disk.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 4
+FILE_UPLOAD_PERMISSIONS = 0o640
+
+# --- Auth -------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- Security ---------------------------------------------------------------
+
+# Behind a TLS-terminating proxy (the plant shape) every cookie is secure and
+# browsers are told to stay on HTTPS. The embedded demo serves plain HTTP on
+# 127.0.0.1 and leaves this off.
+HTTPS = _env_bool("LINESIGHT_HTTPS")
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- Internationalisation ---------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"  # stored times are UTC; each plant reports in its own zone
+USE_I18N = True
+USE_TZ = True
+
+# --- REST framework ---------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "masterdata.authentication.StationTokenAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LineSight API",
+    "DESCRIPTION": (
+        "Frames from line devices, the model registry for pipelines, inspections, "
+        "verifications and reports."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Spreadsheet import/export (django-import-export, master data in admin) ---
+
+# An import runs in one transaction, rolled back when any row is wrong.
+IMPORT_EXPORT_USE_TRANSACTIONS = True
+# Empty rows left at the end of a spreadsheet are formatting, not data.
+IMPORT_EXPORT_IMPORT_IGNORE_BLANK_LINES = True
+# A text cell starting with '=' is exported as text, never as a formula to run.
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+
+# --- LineSight ----------------------------------------------------------------
+
+LINESIGHT = {
+    # Frames
+    "MAX_FRAME_BYTES": _env_int("LINESIGHT_MAX_FRAME_BYTES", 10 * 1024 * 1024),
+    "MAX_FRAME_PIXELS": _env_int("LINESIGHT_MAX_FRAME_PIXELS", 40_000_000),
+    "INFERENCE_THREADS": _env_int("LINESIGHT_INFERENCE_THREADS", 1),
+    "RUNTIME": _env("LINESIGHT_RUNTIME", "inspection.runtime.tensorflow.TensorFlowRuntime"),
+    "MODEL_CACHE_DIR": DATA_DIR / "model-cache",
+    # Model artifacts and their validation sandbox
+    "MAX_ARTIFACT_BYTES": _env_int("LINESIGHT_MAX_ARTIFACT_BYTES", 1024 * 1024 * 1024),
+    "ARCHIVE_MAX_ENTRIES": _env_int("LINESIGHT_ARCHIVE_MAX_ENTRIES", 10_000),
+    "ARCHIVE_MAX_UNPACKED_BYTES": _env_int(
+        "LINESIGHT_ARCHIVE_MAX_UNPACKED_BYTES", 4 * 1024 * 1024 * 1024
+    ),
+    "ARCHIVE_MAX_RATIO": _env_int("LINESIGHT_ARCHIVE_MAX_RATIO", 100),
+    "SANDBOX_TIMEOUT_SECONDS": _env_int("LINESIGHT_SANDBOX_TIMEOUT_SECONDS", 600),
+    "SANDBOX_MEMORY_MB": _env_int("LINESIGHT_SANDBOX_MEMORY_MB", 8192),
+    # Where validation unpacks artifacts (one fresh folder per run, always removed);
+    # empty means the system's temporary folder.
+    "SANDBOX_WORK_DIR": _env("LINESIGHT_SANDBOX_WORK_DIR") or None,
+    "TFLITE_PARITY_TOLERANCE": _env_float("LINESIGHT_TFLITE_PARITY_TOLERANCE", 1e-3),
+    # Review
+    "REVIEW_CLAIM_SECONDS": _env_int("LINESIGHT_REVIEW_CLAIM_SECONDS", 120),
+    # Reports
+    "EXPORT_INLINE_MAX_ROWS": _env_int("LINESIGHT_EXPORT_INLINE_MAX_ROWS", 50_000),
+    # The demo's trained model, generated logins and frames
+    "DEMO_DIR": DATA_DIR / "demo",
+}
+
+# --- Logging ----------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _env("LINESIGHT_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,9 @@
+"""WSGI entry point, for management tools only: the platform serves through ASGI."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+application = get_wsgi_application()
