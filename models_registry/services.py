@@ -1,0 +1,496 @@
+"""Writes to the model registry: uploads, label mappings, deployments."""
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import IO
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from config.files import delete_on_error
+from masterdata.models import DefectType, Product, Station
+from models_registry.choices import (
+    ArtifactFormat,
+    ColorMode,
+    DeploymentAction,
+    ResizeMode,
+    ValueScale,
+    VersionStatus,
+)
+from models_registry.models import (
+    DefectThreshold,
+    Deployment,
+    DeploymentHistory,
+    LabelMapping,
+    MLModel,
+    ModelVersion,
+)
+from models_registry.selectors import rollback_target, slots_served_by
+from models_registry.signals import deployment_changed
+
+MAX_LABELS = 1000
+MAX_LABEL_LENGTH = 100
+
+ARTIFACT_SUFFIXES = {
+    ".zip": ArtifactFormat.SAVEDMODEL_ZIP,
+    ".tar.gz": ArtifactFormat.SAVEDMODEL_TAR,
+    ".tgz": ArtifactFormat.SAVEDMODEL_TAR,
+    ".keras": ArtifactFormat.KERAS,
+}
+
+
+def artifact_format_for(filename: str) -> ArtifactFormat:
+    lowered = filename.lower()
+    for suffix, artifact_format in ARTIFACT_SUFFIXES.items():
+        if lowered.endswith(suffix):
+            return artifact_format
+    raise ValidationError(
+        {
+            "artifact": (
+                f"'{filename}' is not a model artifact. Upload a SavedModel directory as "
+                ".zip or .tar.gz, or a Keras model as .keras."
+            )
+        }
+    )
+
+
+def clean_labels(labels: Iterable[str]) -> list[str]:
+    """Labels as a model's outputs are named: non-empty, unique, one line each."""
+    cleaned = [str(label).strip() for label in labels]
+    cleaned = [label for label in cleaned if label]
+    if not cleaned:
+        raise ValidationError({"labels": "Give at least one label, one per line."})
+    if len(cleaned) > MAX_LABELS:
+        raise ValidationError({"labels": f"At most {MAX_LABELS} labels are supported."})
+    too_long = [label for label in cleaned if len(label) > MAX_LABEL_LENGTH]
+    if too_long:
+        raise ValidationError(
+            {"labels": f"Label '{too_long[0][:40]}…' is longer than {MAX_LABEL_LENGTH} characters."}
+        )
+    duplicates = sorted({label for label in cleaned if cleaned.count(label) > 1})
+    if duplicates:
+        raise ValidationError(
+            {"labels": f"Labels must be unique; repeated: {', '.join(duplicates)}."}
+        )
+    return cleaned
+
+
+def parse_labels_text(text: str) -> list[str]:
+    """Labels from a ``labels.txt`` (one per line) or a comma-separated field."""
+    separator = "\n" if "\n" in text.strip() else ","
+    return clean_labels(text.split(separator))
+
+
+def _sha256_and_size(stream: IO[bytes]) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    stream.seek(0)
+    for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    stream.seek(0)
+    return digest.hexdigest(), size
+
+
+def model_create(*, name: str, description: str = "") -> MLModel:
+    model = MLModel(name=name, description=description)
+    model.full_clean()
+    try:
+        with transaction.atomic():
+            model.save()
+    except IntegrityError:
+        # Two requests raced past full_clean with the same name.
+        raise ValidationError({"name": f"A model named '{name}' already exists."}) from None
+    return model
+
+
+def version_upload(
+    *,
+    model: MLModel,
+    artifact: File,
+    labels: Iterable[str] | None = None,
+    notes: str = "",
+    uploaded_by: AbstractBaseUser | None = None,
+) -> ModelVersion:
+    """Store an uploaded artifact as the model's next version and queue its validation.
+
+    Labels given here win over a ``labels.txt`` in the archive; without either,
+    validation marks the version invalid.
+    """
+    artifact_format = artifact_format_for(artifact.name or "")
+    sha256, size = _sha256_and_size(artifact)
+    if size == 0:
+        raise ValidationError({"artifact": "The uploaded file is empty."})
+    limit = settings.LINESIGHT["MAX_ARTIFACT_BYTES"]
+    if size > limit:
+        raise ValidationError(
+            {"artifact": f"The artifact is {size:,} bytes; the limit is {limit:,} bytes."}
+        )
+    cleaned_labels = clean_labels(labels) if labels is not None else []
+
+    version = ModelVersion(
+        model=model,
+        artifact_format=artifact_format,
+        sha256=sha256,
+        size_bytes=size,
+        labels=cleaned_labels,
+        notes=notes,
+        uploaded_by=uploaded_by,
+        status=VersionStatus.UPLOADED,
+    )
+    filename = artifact.name.replace("\\", "/").rsplit("/", 1)[-1]
+    version.artifact.save(filename, artifact, save=False)
+    with delete_on_error(version.artifact.storage, version.artifact.name), transaction.atomic():
+        # Lock the model so two uploads never take the same number.
+        MLModel.objects.select_for_update().filter(pk=model.pk).first()
+        latest = model.versions.aggregate(latest=Max("number"))["latest"] or 0
+        version.number = latest + 1
+        version.save()
+        transaction.on_commit(lambda: enqueue_validation(version))
+    return version
+
+
+def enqueue_validation(version: ModelVersion) -> None:
+    from models_registry.tasks import validate_version
+
+    validate_version.enqueue(version.pk)
+
+
+def version_request_validation(*, version: ModelVersion) -> None:
+    """Queue a (re-)validation, e.g. from the admin action.
+
+    Refused while the version serves a station: validation replaces its
+    serving artifacts, which the line is using.
+    """
+    serving = version.deployments.filter(is_active=True).select_related("station").first()
+    if serving is not None:
+        raise ValidationError(
+            {
+                "version": f"{version} is serving {serving.station.code}; deploy another version "
+                "there before validating this one again."
+            }
+        )
+    with transaction.atomic():
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=VersionStatus.UPLOADED, status_reason=""
+        )
+        transaction.on_commit(lambda: enqueue_validation(version))
+
+
+def _plan_mapping(
+    version: ModelVersion, mapping: Mapping[str, str | None]
+) -> tuple[dict[str, LabelMapping], dict[str, DefectType | None], list[str]]:
+    """Check a mapping change without writing: the rows, what each named label becomes,
+    and which labels actually change."""
+    rows = {row.label: row for row in version.mappings.all()}
+    if not rows:
+        raise ValidationError(
+            {
+                "mapping": f"{version} is {version.get_status_display().lower()} and has no "
+                "labels to map yet; map them once validation has read them."
+            }
+        )
+    not_codes = sorted(
+        str(label)
+        for label, code in mapping.items()
+        if code is not None and not isinstance(code, str)
+    )
+    if not_codes:
+        raise ValidationError(
+            {"mapping": f"Give a defect type code or null for label(s) {', '.join(not_codes)}."}
+        )
+    unknown_labels = sorted(set(mapping) - set(rows))
+    if unknown_labels:
+        raise ValidationError(
+            {"mapping": f"{version} has no label(s) {', '.join(unknown_labels)}."}
+        )
+    codes = {code for code in mapping.values() if code}
+    defect_types = {d.code: d for d in DefectType.objects.filter(code__in=codes)}
+    unknown_codes = sorted(codes - set(defect_types))
+    if unknown_codes:
+        raise ValidationError(
+            {"mapping": f"Unknown defect type code(s): {', '.join(unknown_codes)}."}
+        )
+    wanted = {label: defect_types[code] if code else None for label, code in mapping.items()}
+    changed = [
+        label
+        for label, defect_type in wanted.items()
+        if rows[label].defect_type_id != (defect_type.pk if defect_type else None)
+        or rows[label].no_defect != (defect_type is None)
+    ]
+    if changed:
+        passing = [label for label, row in rows.items() if row.no_defect and label not in wanted]
+        passing += [label for label, defect_type in wanted.items() if defect_type is None]
+        slots = slots_served_by(version=version)
+        if slots and not passing:
+            raise ValidationError(
+                {
+                    "mapping": f"{version} serves {', '.join(slots)}; keep at least one label "
+                    "meaning 'no defect', or no frame there could pass."
+                }
+            )
+    return rows, wanted, changed
+
+
+def label_mappings_check(*, version: ModelVersion, mapping: Mapping[str, str | None]) -> None:
+    """Raise what label_mappings_update would refuse, writing nothing (for forms)."""
+    _plan_mapping(version, mapping)
+
+
+def label_mappings_update(
+    *, version: ModelVersion, mapping: Mapping[str, str | None]
+) -> list[LabelMapping]:
+    """Map labels to defect type codes; ``None`` (or "") means 'no defect'.
+
+    Labels not named keep their mapping. Unknown labels or defect codes are
+    refused and nothing changes. A deployed version's new mapping serves its
+    stations' next frames, so it must keep a 'no defect' label.
+    """
+    rows, wanted, changed = _plan_mapping(version, mapping)
+    if changed:
+        with transaction.atomic():
+            for label in changed:
+                row = rows[label]
+                row.defect_type = wanted[label]
+                row.no_defect = wanted[label] is None
+                row.save(update_fields=["defect_type", "no_defect"])
+            # Workers cache decision rules per deployment and mapping revision.
+            ModelVersion.objects.filter(pk=version.pk).update(
+                mapping_revision=F("mapping_revision") + 1
+            )
+    return sorted(rows.values(), key=lambda row: row.index)
+
+
+def version_update(
+    *,
+    version: ModelVersion,
+    notes: str | None = None,
+    resize_mode: str | None = None,
+    value_scale: str | None = None,
+    color_mode: str | None = None,
+) -> ModelVersion:
+    """Change a version's notes or its declared preprocessing (``None`` keeps a value).
+
+    On a deployed version new preprocessing applies from its stations' next
+    frame: the runtime's cache key includes it.
+    """
+    preprocessing = {
+        "resize_mode": (resize_mode, ResizeMode),
+        "value_scale": (value_scale, ValueScale),
+        "color_mode": (color_mode, ColorMode),
+    }
+    changed_fields = []
+    for field, (value, choices) in preprocessing.items():
+        if value is None or value == getattr(version, field):
+            continue
+        if value not in choices.values:
+            raise ValidationError({field: f"'{value}' is not one of {', '.join(choices.values)}."})
+        changed_fields.append(field)
+    for field in changed_fields:
+        setattr(version, field, preprocessing[field][0])
+    if notes is not None and notes != version.notes:
+        version.notes = notes
+        changed_fields.append("notes")
+    if changed_fields:
+        version.save(update_fields=changed_fields)
+    return version
+
+
+def _check_deployable(*, version: ModelVersion, station: Station, product: Product | None) -> None:
+    if version.status != VersionStatus.READY:
+        raise ValidationError(
+            {
+                "version": f"{version} is {version.get_status_display().lower()}; only ready "
+                "versions can be deployed."
+            }
+        )
+    mappings = list(version.mappings.all())
+    unmapped = [m.label for m in mappings if not m.is_mapped]
+    if not mappings or unmapped:
+        raise ValidationError(
+            {"version": f"Map every label of {version} first; unmapped: {', '.join(unmapped)}."}
+        )
+    if not any(m.no_defect for m in mappings):
+        raise ValidationError(
+            {"version": f"No label of {version} means 'no defect', so no frame could pass."}
+        )
+    if product is not None and not product.lines.filter(pk=station.line_id).exists():
+        raise ValidationError(
+            {"product": f"{product.sku} does not run on line {station.line.code}."}
+        )
+
+
+def _check_rate(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError({name: "Give a number between 0 and 1."}) from None
+    if not 0.0 <= value <= 1.0:
+        raise ValidationError({name: f"{value:g} is outside 0..1."})
+    return value
+
+
+def _switch_to(
+    *,
+    station: Station,
+    product: Product | None,
+    target: Deployment,
+    action: DeploymentAction,
+    by: AbstractBaseUser | None,
+) -> Deployment:
+    """Make ``target`` the active deployment of its slot, inside the caller's transaction."""
+    current = (
+        Deployment.objects.select_for_update()
+        .filter(station=station, product=product, is_active=True)
+        .exclude(pk=target.pk)
+        .first()
+    )
+    now = timezone.now()
+    if current is not None:
+        current.is_active = False
+        current.deactivated_at = now
+        current.save(update_fields=["is_active", "deactivated_at"])
+    target.is_active = True
+    target.activated_at = now
+    target.activated_by = by
+    target.deactivated_at = None
+    target.save(update_fields=["is_active", "activated_at", "activated_by", "deactivated_at"])
+    DeploymentHistory.objects.create(
+        station=station,
+        product=product,
+        action=action,
+        from_deployment=current,
+        to_deployment=target,
+        by=by,
+    )
+    transaction.on_commit(
+        lambda: deployment_changed.send(sender=Deployment, station=station, deployment=target)
+    )
+    return target
+
+
+def deployment_activate(
+    *,
+    station: Station,
+    version: ModelVersion,
+    product: Product | None = None,
+    confidence_threshold: float = 0.8,
+    defect_thresholds: Mapping[DefectType, float] | None = None,
+    always_review: Iterable[DefectType] = (),
+    pass_review_rate: float = 0.0,
+    edge_recheck_rate: float = 0.0,
+    by: AbstractBaseUser | None = None,
+) -> Deployment:
+    """Deploy a ready, fully mapped version to a station (or one product there).
+
+    Takes effect on the station's next frame in every worker process.
+    """
+    _check_deployable(version=version, station=station, product=product)
+    confidence_threshold = _check_rate("confidence_threshold", confidence_threshold)
+    pass_review_rate = _check_rate("pass_review_rate", pass_review_rate)
+    edge_recheck_rate = _check_rate("edge_recheck_rate", edge_recheck_rate)
+    thresholds = {
+        defect_type: _check_rate(f"defect_thresholds.{defect_type.code}", value)
+        for defect_type, value in (defect_thresholds or {}).items()
+    }
+    with transaction.atomic():
+        Station.objects.select_for_update().filter(pk=station.pk).first()
+        deployment = Deployment.objects.create(
+            station=station,
+            product=product,
+            version=version,
+            confidence_threshold=confidence_threshold,
+            pass_review_rate=pass_review_rate,
+            edge_recheck_rate=edge_recheck_rate,
+        )
+        DefectThreshold.objects.bulk_create(
+            DefectThreshold(deployment=deployment, defect_type=defect_type, threshold=value)
+            for defect_type, value in thresholds.items()
+        )
+        deployment.always_review.set(list(always_review))
+        return _switch_to(
+            station=station,
+            product=product,
+            target=deployment,
+            action=DeploymentAction.ACTIVATE,
+            by=by,
+        )
+
+
+def deployment_reactivate(
+    *, deployment: Deployment, by: AbstractBaseUser | None = None
+) -> Deployment:
+    """Serve an earlier deployment again, with the thresholds it had."""
+    _check_deployable(
+        version=deployment.version, station=deployment.station, product=deployment.product
+    )
+    with transaction.atomic():
+        Station.objects.select_for_update().filter(pk=deployment.station_id).first()
+        deployment.refresh_from_db(fields=["is_active"])
+        if deployment.is_active:
+            return deployment
+        return _switch_to(
+            station=deployment.station,
+            product=deployment.product,
+            target=deployment,
+            action=DeploymentAction.ACTIVATE,
+            by=by,
+        )
+
+
+def deployment_rollback(
+    *, station: Station, product: Product | None = None, by: AbstractBaseUser | None = None
+) -> Deployment:
+    """Re-activate the deployment that served before the current one."""
+    with transaction.atomic():
+        Station.objects.select_for_update().filter(pk=station.pk).first()
+        current = Deployment.objects.filter(
+            station=station, product=product, is_active=True
+        ).first()
+        if current is None:
+            raise ValidationError(
+                {"station": f"Nothing is deployed to {station.code}; nothing to roll back."}
+            )
+        target = rollback_target(current=current)
+        if target is None:
+            raise ValidationError(
+                {
+                    "station": (
+                        f"{current} is the first deployment of {station.code}; "
+                        "nothing to roll back to."
+                    )
+                }
+            )
+        _check_deployable(version=target.version, station=station, product=product)
+        return _switch_to(
+            station=station, product=product, target=target, action=DeploymentAction.ROLLBACK, by=by
+        )
+
+
+def deployment_deactivate(*, deployment: Deployment, by: AbstractBaseUser | None = None) -> None:
+    """Stop serving a slot: its frames are refused until something is activated again."""
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if not locked.is_active:
+            return
+        locked.is_active = False
+        locked.deactivated_at = timezone.now()
+        locked.save(update_fields=["is_active", "deactivated_at"])
+        DeploymentHistory.objects.create(
+            station=locked.station,
+            product=locked.product,
+            action=DeploymentAction.DEACTIVATE,
+            from_deployment=locked,
+            to_deployment=None,
+            by=by,
+        )
+        transaction.on_commit(
+            lambda: deployment_changed.send(
+                sender=Deployment, station=locked.station, deployment=None
+            )
+        )
