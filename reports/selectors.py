@@ -1,0 +1,434 @@
+"""Report tables: every count is made by the database, one aggregate query per table.
+
+(Volume tables then read the names of their few groups from master data.)
+Each function takes validated :class:`~reports.filters.ReportFilters` and
+returns plain rows (dicts of dates, strings and numbers) that the page, the
+API and the workbook show as they are. Rates are computed from the counts by
+:mod:`reports.figures` and nowhere else.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+
+from django.db import connection
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import TruncHour
+
+from inspection.choices import Decision, ReviewStatus
+from inspection.models import Inspection, Verification
+from masterdata.choices import SEVERITY_RANK
+from masterdata.models import Line, Product, Shift, Station
+from reports import figures
+from reports.filters import ReportFilters
+
+
+def inspections(filters: ReportFilters) -> QuerySet[Inspection]:
+    """The inspections the filters select (capture date in the plant's zone, and the rest)."""
+    return Inspection.objects.filter(filters.inspection_q(date_index=filters.date_index_pays))
+
+
+def verifications(filters: ReportFilters) -> QuerySet[Verification]:
+    """Every decision (superseded ones included) on the inspections the filters select."""
+    return Verification.objects.filter(
+        filters.inspection_q("inspection__", date_index=filters.date_index_pays)
+    )
+
+
+# SQLite has no statistics on how dates spread, so it reads a range of any
+# width through the capture-date index, one random row lookup per frame: a
+# range holding the whole of a 1M-row table then takes seconds where a plain
+# scan takes a fraction of one. PostgreSQL plans from its statistics.
+SCAN_SHARE = 0.25
+
+
+def date_index_pays(date_from: dt.date, date_to: dt.date) -> bool:
+    """Whether a date range is narrow enough for the capture-date index to pay (one query)."""
+    if connection.vendor != "sqlite":
+        return True
+    span = Inspection.objects.aggregate(first=Min("local_date"), last=Max("local_date"))
+    if span["first"] is None:
+        return True
+    table_days = (span["last"] - span["first"]).days + 1
+    covered = (min(date_to, span["last"]) - max(date_from, span["first"])).days + 1
+    return covered < SCAN_SHARE * table_days
+
+
+# --- Volume and quality -----------------------------------------------------
+
+
+def totals(filters: ReportFilters) -> dict:
+    """Frames, verdicts, reviews, defects and yields over the whole selection."""
+    return figures.with_volume_rates(inspections(filters).aggregate(**figures.volume_counts()))
+
+
+# Volume tables group by the inspection's own columns (no join per frame);
+# the names of the few groups are read afterwards from master data.
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "day": ("local_date",),
+    "shift": ("shift_date", "shift"),
+    "line": ("line",),
+    "station": ("station",),
+    "product": ("product",),
+}
+LAST = "\uffff"  # sorts groups without a name (no shift, no product) last
+
+
+def _group_names(by: str, ids: set) -> dict:
+    """Names of the groups of a volume table, by id (one small master-data query)."""
+    ids = {pk for pk in ids if pk is not None}
+    if by == "shift":
+        rows = Shift.objects.filter(pk__in=ids).values("id", "name", "start", "plant__code")
+        return {
+            r["id"]: {"plant": r["plant__code"], "shift": r["name"], "_start": r["start"]}
+            for r in rows
+        }
+    if by == "line":
+        rows = Line.objects.filter(pk__in=ids).values("id", "code", "plant__code")
+        return {r["id"]: {"plant": r["plant__code"], "line": r["code"]} for r in rows}
+    if by == "station":
+        rows = Station.objects.filter(pk__in=ids).values("id", "code", "line__code")
+        return {r["id"]: {"line": r["line__code"], "station": r["code"]} for r in rows}
+    if by == "product":
+        rows = Product.objects.filter(pk__in=ids).values("id", "sku", "name")
+        return {r["id"]: {"product": r["sku"], "product_name": r["name"]} for r in rows}
+    return {}
+
+
+EMPTY_GROUP = {
+    "shift": {"plant": None, "shift": None, "_start": None},
+    "product": {"product": None, "product_name": None},
+}
+
+
+def _volume_sort_key(by: str, row: dict) -> tuple:
+    if by == "day":
+        return (row["date"],)
+    if by == "shift":
+        start = row["_start"].isoformat() if row["_start"] else LAST
+        return (row["shift_date"] or dt.date.max, row["plant"] or LAST, start)
+    if by == "line":
+        return (row["plant"], row["line"])
+    if by == "station":
+        return (row["line"], row["station"])
+    return (row["product"] or LAST,)
+
+
+def volume(filters: ReportFilters, *, by: str) -> list[dict]:
+    """The volume and quality figures per day, shift, line, station or product.
+
+    One aggregate query over the inspections, plus the names of the groups.
+    Days are listed for the whole range, with zeros where nothing was
+    captured; the other tables list the groups that have frames.
+    """
+    group = DIMENSIONS[by]
+    rows = list(inspections(filters).values(*group).annotate(**figures.volume_counts()).order_by())
+    names = _group_names(by, {row[group[-1]] for row in rows})
+    table = []
+    for row in rows:
+        counts = {key: row[key] for key in figures.VOLUME_COUNT_KEYS}
+        if by == "day":
+            labels = {"date": row["local_date"]}
+        else:
+            labels = dict(names.get(row[group[-1]]) or EMPTY_GROUP[by])
+            if by == "shift":
+                labels = {"shift_date": row["shift_date"], **labels}
+        table.append(figures.with_volume_rates({**labels, **counts}))
+    table.sort(key=lambda row: _volume_sort_key(by, row))
+    for row in table:
+        row.pop("_start", None)
+    if by == "day":
+        found = {row["date"]: row for row in table}
+        zero = dict.fromkeys(figures.VOLUME_COUNT_KEYS, 0)
+        table = [
+            found.get(day) or figures.with_volume_rates({"date": day, **zero})
+            for day in filters.days
+        ]
+    return table
+
+
+# --- Defect Pareto ------------------------------------------------------------
+
+
+def _severity_rank(field: str) -> Case:
+    return Case(
+        *(When(**{field: severity}, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
+        default=Value(len(SEVERITY_RANK)),
+        output_field=IntegerField(),
+    )
+
+
+def pareto(filters: ReportFilters) -> list[dict]:
+    """Confirmed defects by the inspector's final type, most frequent (then most severe) first."""
+    rows = list(
+        inspections(filters)
+        .filter(figures.DEFECTIVE, review_status__in=[ReviewStatus.VERIFIED, ReviewStatus.PENDING])
+        .values("final_defect_type__code", "final_defect_type__name", "final_defect_type__severity")
+        .annotate(
+            confirmed=Count("id", filter=figures.VERIFIED),
+            awaiting_review=Count("id", filter=figures.PENDING),
+            severity_rank=_severity_rank("final_defect_type__severity"),
+        )
+        .order_by("-confirmed", "severity_rank", "final_defect_type__code")
+    )
+    total = sum(row["confirmed"] for row in rows)
+    table, cumulative = [], 0
+    for row in rows:
+        cumulative += row["confirmed"]
+        table.append(
+            {
+                "defect_type": row["final_defect_type__code"],
+                "name": row["final_defect_type__name"],
+                "severity": row["final_defect_type__severity"],
+                "confirmed": row["confirmed"],
+                "share": figures.ratio(row["confirmed"], total),
+                "cumulative_share": figures.ratio(cumulative, total),
+                "awaiting_review": row["awaiting_review"],
+            }
+        )
+    return table
+
+
+# --- Model against inspectors -------------------------------------------------
+
+
+def _version_label(row: dict) -> str:
+    return f"{row['model_version__model__name']} v{row['model_version__number']}"
+
+
+VERSION_FIELDS = ("model_version", "model_version__model__name", "model_version__number")
+VERSION_ORDER = ("model_version__model__name", "model_version__number")
+
+
+def model_versions(filters: ReportFilters) -> list[dict]:
+    """Per model version: agreement, false calls, escapes, confusion matrix, precision/recall.
+
+    Two queries: the per-version counts, and the verified frames counted by
+    (version, model's type, inspector's type), from which the matrix and the
+    per-type precision and recall are read.
+    """
+    summary = (
+        inspections(filters)
+        .values(*VERSION_FIELDS)
+        .annotate(
+            frames=Count("id"),
+            verified=Count("id", filter=figures.VERIFIED),
+            agreed=Count("id", filter=figures.VERIFIED & figures.AGREES),
+            defect_calls_verified=Count(
+                "id", filter=figures.VERIFIED & figures.MODEL_CALLED_DEFECT
+            ),
+            false_calls=Count("id", filter=figures.FALSE_CALL),
+            sampled_passes_verified=Count("id", filter=figures.SAMPLED_PASS_REVIEWED),
+            escapes=Count("id", filter=figures.ESCAPE),
+        )
+        .order_by(*VERSION_ORDER)
+    )
+    cells = (
+        inspections(filters)
+        .filter(figures.VERIFIED)
+        .values("model_version", "defect_type__code", "final_defect_type__code")
+        .annotate(frames=Count("id"))
+        .order_by()
+    )
+    by_version: dict[int, dict[tuple, int]] = {}
+    for cell in cells:
+        key = (cell["defect_type__code"], cell["final_defect_type__code"])
+        by_version.setdefault(cell["model_version"], {})[key] = cell["frames"]
+    table = []
+    for row in summary:
+        matrix_cells = by_version.get(row["model_version"], {})
+        table.append(
+            {
+                "model_version": _version_label(row),
+                "model": row["model_version__model__name"],
+                "version": row["model_version__number"],
+                "frames": row["frames"],
+                "verified": row["verified"],
+                "agreed": row["agreed"],
+                "agreement": figures.ratio(row["agreed"], row["verified"]),
+                "defect_calls_verified": row["defect_calls_verified"],
+                "false_calls": row["false_calls"],
+                "false_call_rate": figures.ratio(row["false_calls"], row["defect_calls_verified"]),
+                "sampled_passes_verified": row["sampled_passes_verified"],
+                "escapes": row["escapes"],
+                "escape_rate": figures.ratio(row["escapes"], row["sampled_passes_verified"]),
+                **_confusion(matrix_cells),
+            }
+        )
+    return table
+
+
+def _confusion(cells: dict[tuple[str | None, str | None], int]) -> dict:
+    """The matrix (None = 'no defect', listed first) and precision/recall per defect type."""
+    codes = sorted({code for pair in cells for code in pair if code is not None})
+    labels = [None, *codes]
+    matrix = [[cells.get((model, inspector), 0) for inspector in labels] for model in labels]
+    per_type = []
+    for i, code in enumerate(labels):
+        if code is None:
+            continue
+        both = matrix[i][i]
+        model_calls = sum(matrix[i])
+        inspector_calls = sum(line[i] for line in matrix)
+        per_type.append(
+            {
+                "defect_type": code,
+                "model_calls": model_calls,
+                "inspector_calls": inspector_calls,
+                "both": both,
+                "precision": figures.ratio(both, model_calls),
+                "recall": figures.ratio(both, inspector_calls),
+            }
+        )
+    return {"labels": labels, "matrix": matrix, "per_defect_type": per_type}
+
+
+def agreement_by_day(filters: ReportFilters) -> list[dict]:
+    """Agreement of each model version with the inspectors per capture day, to see drift."""
+    rows = (
+        inspections(filters)
+        .filter(figures.VERIFIED)
+        .values(*VERSION_FIELDS, "local_date")
+        .annotate(verified=Count("id"), agreed=Count("id", filter=figures.AGREES))
+        .order_by(*VERSION_ORDER, "local_date")
+    )
+    return [
+        {
+            "model_version": _version_label(row),
+            "date": row["local_date"],
+            "verified": row["verified"],
+            "agreed": row["agreed"],
+            "agreement": figures.ratio(row["agreed"], row["verified"]),
+        }
+        for row in rows
+    ]
+
+
+# --- Inspectors ----------------------------------------------------------------
+
+
+def inspectors(filters: ReportFilters) -> list[dict]:
+    """Per inspector: decisions, pace, time from frame to decision, corrections."""
+    frame_to_decision = ExpressionWrapper(
+        F("created_at") - F("inspection__captured_at"), output_field=DurationField()
+    )
+    rows = (
+        verifications(filters)
+        .values("inspector__username")
+        .annotate(
+            decisions=Count("id"),
+            confirms=Count("id", filter=Q(decision=Decision.CONFIRM)),
+            rejects=Count("id", filter=Q(decision=Decision.REJECT)),
+            corrections=Count("id", filter=Q(decision=Decision.CORRECT)),
+            active_hours=Count(TruncHour("created_at", tzinfo=filters.time_zone), distinct=True),
+            avg_time_spent_ms=Avg("time_spent_ms"),
+            avg_frame_to_decision=Avg(frame_to_decision),
+        )
+        .order_by("inspector__username")
+    )
+    return [
+        {
+            "inspector": row["inspector__username"],
+            "decisions": row["decisions"],
+            "confirms": row["confirms"],
+            "rejects": row["rejects"],
+            "corrections": row["corrections"],
+            "active_hours": row["active_hours"],
+            "decisions_per_hour": figures.ratio(row["decisions"], row["active_hours"]),
+            "avg_frame_to_decision_s": _seconds(row["avg_frame_to_decision"]),
+            "avg_time_spent_s": (
+                row["avg_time_spent_ms"] / 1000 if row["avg_time_spent_ms"] is not None else None
+            ),
+            "correction_share": figures.ratio(row["corrections"], row["decisions"]),
+            "reject_share": figures.ratio(row["rejects"], row["decisions"]),
+        }
+        for row in rows
+    ]
+
+
+def _seconds(value: dt.timedelta | float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return value / 1_000_000  # microseconds, as some backends average durations
+
+
+# --- Row exports ---------------------------------------------------------------
+
+RAW_FIELDS = (
+    "id",
+    "line__plant__time_zone",
+    "captured_at",
+    "local_date",
+    "shift__name",
+    "shift_date",
+    "line__code",
+    "station__code",
+    "product__sku",
+    "model_version__model__name",
+    "model_version__number",
+    "verdict",
+    "confidence",
+    "defect_type__code",
+    "review_status",
+    "review_reason",
+    "final_defect_type__code",
+    "final_is_defect",
+    "verified_at",
+    "serial",
+    "lot",
+)
+
+
+def inspection_rows(filters: ReportFilters, *, chunk_size: int = 2000) -> Iterator[tuple]:
+    """Every selected inspection as a tuple of ``RAW_FIELDS``, streamed from the database."""
+    return (
+        inspections(filters).order_by("id").values_list(*RAW_FIELDS).iterator(chunk_size=chunk_size)
+    )
+
+
+LOG_FIELDS = (
+    "inspection__line__plant__time_zone",
+    "created_at",
+    "inspection_id",
+    "inspection__captured_at",
+    "inspection__line__code",
+    "inspection__station__code",
+    "inspection__model_version__model__name",
+    "inspection__model_version__number",
+    "inspection__defect_type__code",
+    "inspector__username",
+    "decision",
+    "defect_type__code",
+    "time_spent_ms",
+    "comment",
+)
+
+
+def verification_rows(filters: ReportFilters, *, chunk_size: int = 2000) -> Iterator[tuple]:
+    """Every decision on the selected inspections, oldest first, as tuples of ``LOG_FIELDS``."""
+    return (
+        verifications(filters)
+        .order_by("created_at", "id")
+        .values_list(*LOG_FIELDS)
+        .iterator(chunk_size=chunk_size)
+    )
+
+
+def row_count(filters: ReportFilters) -> int:
+    """Rows a workbook would hold: inspections plus decisions (two count queries)."""
+    return inspections(filters).count() + verifications(filters).count()
