@@ -1,0 +1,24 @@
+from django.urls import include, path, re_path
+
+from inspection.api import manifest, views
+
+urlpatterns = [
+    path("inspections/", views.InspectionListCreateView.as_view(), name="api-inspections"),
+    path(
+        "inspections/<int:pk>/", views.InspectionDetailView.as_view(), name="api-inspection-detail"
+    ),
+    path(
+        "inspections/<int:pk>/image/",
+        views.InspectionImageView.as_view(),
+        name="api-inspection-image",
+    ),
+    path(
+        "stations/<str:code>/model/", manifest.StationModelView.as_view(), name="api-station-model"
+    ),
+    re_path(
+        r"^stations/(?P<code>[^/]+)/model/(?P<kind>tflite|savedmodel)$",
+        manifest.StationModelArtifactView.as_view(),
+        name="api-station-model-artifact",
+    ),
+    path("", include("inspection.api.review")),
+]

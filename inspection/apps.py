@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class InspectionConfig(AppConfig):
+    name = "inspection"
+
+    def ready(self) -> None:
+        # Connecting a receiver only; nothing is loaded here.
+        from inspection import events
+        from models_registry.signals import deployment_changed
+
+        def broadcast(sender, *, station, deployment, **kwargs) -> None:
+            events.deployment_changed(station, deployment)
+
+        deployment_changed.connect(
+            broadcast, weak=False, dispatch_uid="inspection.deployment_changed"
+        )

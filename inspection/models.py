@@ -1,0 +1,135 @@
+"""Inspections (one per frame) and the inspectors' verifications of them."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from inspection.choices import Decision, ReviewReason, ReviewStatus, Source, Verdict
+from masterdata.models import DefectType, Line, Product, Shift, Station
+from models_registry.models import Deployment, ModelVersion
+
+
+class Inspection(models.Model):
+    """One frame, the verdict on it and the model version and settings that gave it.
+
+    ``line``, ``local_date``, ``shift`` and ``shift_date`` are fixed when the
+    frame arrives (from the station and the plant's calendar at that moment),
+    so reports group by plain indexed columns and history does not move when a
+    station or a calendar changes later. ``final_defect_type`` and
+    ``final_is_defect`` follow the latest verification (or the model's call
+    until then) so the Pareto reads one table.
+    """
+
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="inspections")
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="inspections")
+    product = models.ForeignKey(
+        Product, on_delete=models.PROTECT, null=True, blank=True, related_name="inspections"
+    )
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="inspections")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="inspections"
+    )
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.SERVER)
+
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    label = models.CharField(max_length=100)
+    defect_type = models.ForeignKey(
+        DefectType, on_delete=models.PROTECT, null=True, blank=True, related_name="inspections"
+    )
+    confidence = models.FloatField()
+    top_k = models.JSONField(default=list)
+    latency_ms = models.FloatField(help_text="Server time spent on this frame.")
+
+    review_status = models.CharField(
+        max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.NOT_REQUIRED
+    )
+    review_reason = models.CharField(
+        max_length=20, choices=ReviewReason.choices, blank=True, default=ReviewReason.NONE
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    # Edge frames: what the server found when it classified the frame again.
+    edge_rechecked = models.BooleanField(default=False)
+    server_label = models.CharField(max_length=100, blank=True)
+    server_confidence = models.FloatField(null=True, blank=True)
+    edge_disagreement = models.BooleanField(default=False)
+
+    # The inspector's final word (the model's call until someone decides).
+    final_defect_type = models.ForeignKey(
+        DefectType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    final_is_defect = models.BooleanField(default=False)
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    image = models.FileField(max_length=300)
+    image_sha256 = models.CharField(max_length=64)
+    image_content_type = models.CharField(max_length=50)
+    image_width = models.PositiveIntegerField()
+    image_height = models.PositiveIntegerField()
+
+    serial = models.CharField(max_length=100, blank=True)
+    lot = models.CharField(max_length=100, blank=True)
+    captured_at = models.DateTimeField(help_text="When the camera took the frame (device clock).")
+    received_at = models.DateTimeField(auto_now_add=True)
+    local_date = models.DateField(help_text="Capture date in the plant's time zone.")
+    shift = models.ForeignKey(
+        Shift, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    shift_date = models.DateField(
+        null=True, blank=True, help_text="Local date on which the frame's shift started."
+    )
+
+    class Meta:
+        ordering = ["-captured_at", "-id"]
+        permissions = [
+            ("review_inspection", "Can verify inspections in the review queue"),
+            ("view_dashboard", "Can open the live dashboards"),
+        ]
+        indexes = [
+            models.Index(fields=["line", "local_date"]),
+            models.Index(fields=["station", "captured_at"]),
+            models.Index(fields=["local_date"]),
+            models.Index(fields=["model_version", "local_date"]),
+            models.Index(fields=["shift_date", "shift"]),
+            models.Index(fields=["received_at"]),
+            models.Index(
+                fields=["captured_at", "id"],
+                condition=Q(review_status="pending"),
+                name="inspection_pending_review",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.station.code} {self.verdict}"
+
+
+class Verification(models.Model):
+    """One inspector's decision on an inspection; later changes add rows, never edit."""
+
+    inspection = models.ForeignKey(
+        Inspection, on_delete=models.PROTECT, related_name="verifications"
+    )
+    inspector = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="verifications"
+    )
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    defect_type = models.ForeignKey(
+        DefectType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="verifications",
+        help_text="The final defect type; empty when the part is good.",
+    )
+    comment = models.TextField(blank=True)
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["inspection", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} on #{self.inspection_id} by {self.inspector}"

@@ -1,0 +1,433 @@
+"""Writes of the inspection app: frames in, inspectors' decisions on them."""
+
+import datetime as dt
+import hashlib
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from config.files import delete_on_error
+from inspection import events
+from inspection.choices import Decision, ReviewReason, ReviewStatus, Source, Verdict
+from inspection.models import Inspection, Verification
+from inspection.runtime import model_cache
+from inspection.runtime.preprocessing import FrameError, open_frame
+from inspection.selectors import line_facts, serving_for
+from inspection.verdict import DecisionRules, Judgement, judge
+from masterdata.models import DefectType, Product, Station
+from masterdata.selectors import plant_time
+
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+class FrameRefused(ValidationError):
+    """A frame the station may not send now; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, *, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class EdgeResult:
+    """What a device that ran the model itself says about the frame."""
+
+    model: str
+    version: int
+    label: str
+    confidence: float
+    top_k: tuple[tuple[str, float], ...] = ()
+
+
+def _product_for(station: Station, product: Product | None, products) -> Product | None:
+    """The product of a frame: as given (it must run on the line), or the line's only one."""
+    if product is not None:
+        known = any(p.pk == product.pk for p in products)
+        if not known and not product.lines.filter(pk=station.line_id).exists():
+            raise ValidationError(
+                {"product": f"{product.sku} does not run on line {station.line.code}."}
+            )
+        return product
+    if len(products) > 1:
+        skus = ", ".join(p.sku for p in products)
+        raise ValidationError(
+            {"product": f"Line {station.line.code} runs several products ({skus}); say which one."}
+        )
+    return products[0] if products else None
+
+
+def _edge_scores(edge: EdgeResult, rules: DecisionRules, version) -> list[float]:
+    if (edge.model, edge.version) != (version.model.name, version.number):
+        raise FrameRefused(
+            f"Station runs {version.model.name}:{version.number}, not {edge.model}:{edge.version}; "
+            "download the current model from the station's manifest.",
+            status=409,
+        )
+    scores = [0.0] * len(rules.labels)
+    for label, confidence in ((edge.label, edge.confidence), *edge.top_k):
+        index = rules.index_of(label)
+        if index is None:
+            raise ValidationError(
+                {"label": f"{version.model.name}:{version.number} has no label '{label}'."}
+            )
+        if not 0.0 <= confidence <= 1.0:
+            raise ValidationError({"confidence": f"{confidence} for '{label}' is outside 0..1."})
+        scores[index] = max(scores[index], float(confidence))
+    if scores[rules.index_of(edge.label)] < max(scores):
+        raise ValidationError({"label": f"'{edge.label}' is not the top label of the given top_k."})
+    return scores
+
+
+def _classify(version, frame) -> np.ndarray:
+    try:
+        loaded = model_cache().get(version)
+        return loaded.classify(frame)
+    except FrameError as exc:
+        raise ValidationError({"image": str(exc)}) from None
+
+
+def inspection_create(
+    *,
+    station: Station,
+    image: bytes,
+    product: Product | None = None,
+    serial: str = "",
+    lot: str = "",
+    captured_at: dt.datetime | None = None,
+    edge: EdgeResult | None = None,
+    started: float | None = None,
+) -> Inspection:
+    """Judge one frame, store it with its verdict and tell the line's dashboards.
+
+    The row and the image are written together: if either fails neither is
+    left. The event goes out after commit. ``started`` (a perf_counter
+    reading) is when the request reached the server, for ``latency_ms``.
+    """
+    started = started if started is not None else time.perf_counter()
+    if not station.active:
+        raise FrameRefused(f"Station {station.code} is inactive.", status=403)
+    now = timezone.now()
+    if captured_at is None:
+        captured_at = now
+    elif captured_at > now + MAX_CLOCK_SKEW:
+        raise ValidationError(
+            {"captured_at": f"{captured_at.isoformat()} is in the future; check the device clock."}
+        )
+    facts = line_facts(station=station)
+    product = _product_for(station, product, facts.products)
+    serving = serving_for(station=station, product=product)
+    if serving is None:
+        scope = f" for {product.sku}" if product else ""
+        raise FrameRefused(
+            f"No model is deployed to station {station.code}{scope}; "
+            "ask a quality engineer to deploy one.",
+            status=409,
+        )
+    deployment, version, rules = serving.deployment, serving.version, serving.rules
+    try:
+        frame = open_frame(image, max_pixels=settings.LINESIGHT["MAX_FRAME_PIXELS"])
+    except FrameError as exc:
+        raise ValidationError({"image": str(exc)}) from None
+
+    edge_fields: dict = {}
+    if edge is None:
+        judgement = judge(_classify(version, frame), rules, sample=random.random())  # noqa: S311
+        source = Source.SERVER
+    else:
+        judgement = judge(_edge_scores(edge, rules, version), rules, sample=random.random())  # noqa: S311
+        source = Source.EDGE
+        if random.random() < rules.edge_recheck_rate:  # noqa: S311
+            judgement, edge_fields = _recheck(version, frame, rules, judgement)
+
+    local = plant_time(station.line.plant, captured_at, facts.shifts)
+    name = default_storage.save(
+        f"frames/{local.local_date:%Y/%m/%d}/{station.code}/{uuid.uuid4().hex}.{frame.extension}",
+        ContentFile(image),
+    )
+    inspection = Inspection(
+        station=station,
+        line=station.line,
+        product=product,
+        deployment=deployment,
+        model_version=version,
+        source=source,
+        verdict=judgement.verdict,
+        label=judgement.label,
+        defect_type=serving.defect_types.get(judgement.defect_type_id),
+        confidence=judgement.confidence,
+        top_k=judgement.top_k,
+        review_status=judgement.review_status,
+        review_reason=judgement.review_reason,
+        final_defect_type=serving.defect_types.get(judgement.defect_type_id),
+        final_is_defect=judgement.defect_type_id is not None,
+        image=name,
+        image_sha256=hashlib.sha256(image).hexdigest(),
+        image_content_type=frame.content_type,
+        image_width=frame.width,
+        image_height=frame.height,
+        serial=serial,
+        lot=lot,
+        captured_at=captured_at,
+        local_date=local.local_date,
+        shift=local.shift,
+        shift_date=local.shift_date,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        **edge_fields,
+    )
+    # One INSERT is one transaction by itself: no BEGIN/COMMIT round trips on
+    # the hot path. Inside a caller's transaction the event still waits for
+    # its commit; otherwise it goes out right after the insert.
+    with delete_on_error(default_storage, name):
+        inspection.save(force_insert=True)
+    transaction.on_commit(lambda: events.inspection_created(inspection))
+    return inspection
+
+
+def _recheck(
+    version, frame, rules: DecisionRules, edge_judgement: Judgement
+) -> tuple[Judgement, dict]:
+    """Classify an edge frame on the server too; a different top label sends it to review."""
+    server = judge(_classify(version, frame), rules, sample=1.0)
+    disagree = server.label != edge_judgement.label
+    fields = {
+        "edge_rechecked": True,
+        "server_label": server.label,
+        "server_confidence": server.confidence,
+        "edge_disagreement": disagree,
+    }
+    if not disagree:
+        return edge_judgement, fields
+    return (
+        Judgement(
+            verdict=Verdict.REVIEW,
+            label=edge_judgement.label,
+            defect_type_id=edge_judgement.defect_type_id,
+            confidence=edge_judgement.confidence,
+            review_status=ReviewStatus.PENDING,
+            review_reason=ReviewReason.EDGE_DISAGREEMENT,
+            top_k=edge_judgement.top_k,
+        ),
+        fields,
+    )
+
+
+class VerificationConflict(ValidationError):
+    """Someone else decided the frame since the inspector loaded it."""
+
+
+def verification_record(
+    *,
+    inspection: Inspection,
+    inspector: AbstractBaseUser,
+    decision: str,
+    defect_type: DefectType | None = None,
+    comment: str = "",
+    time_spent_ms: int | None = None,
+    supersedes: Verification | None = None,
+) -> Verification:
+    """Record an inspector's decision on a frame and make it the frame's final word.
+
+    ``confirm`` keeps the model's call, ``reject`` says there is no defect,
+    ``correct`` names the right defect type. A frame already verified is only
+    decided again when the caller names the verification it replaces
+    (``supersedes``); otherwise the late decision is refused with who decided
+    it, so nobody overwrites a colleague silently. Earlier records are never
+    edited.
+    """
+    if decision not in Decision.values:
+        raise ValidationError(
+            {"decision": f"'{decision}' is not one of {', '.join(Decision.values)}."}
+        )
+    if decision == Decision.CORRECT and defect_type is None:
+        raise ValidationError({"defect_type": "Name the defect type when correcting the model."})
+    if decision != Decision.CORRECT and defect_type is not None:
+        raise ValidationError({"defect_type": "Only a correction names a defect type."})
+    with transaction.atomic():
+        locked = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        latest = (
+            locked.verifications.select_related("inspector").order_by("-created_at", "-id").first()
+        )
+        if latest is not None and (supersedes is None or supersedes.pk != latest.pk):
+            raise VerificationConflict(
+                f"Frame #{locked.pk} was already verified by {latest.inspector.get_username()} "
+                f"at {timezone.localtime(latest.created_at):%H:%M:%S} "
+                f"({latest.get_decision_display()}). Reload it to change that decision."
+            )
+        if decision == Decision.CONFIRM:
+            final = locked.defect_type
+        elif decision == Decision.REJECT:
+            final = None
+        else:
+            final = defect_type
+        verification = Verification.objects.create(
+            inspection=locked,
+            inspector=inspector,
+            decision=decision,
+            defect_type=final,
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+        )
+        locked.review_status = ReviewStatus.VERIFIED
+        locked.final_defect_type = final
+        locked.final_is_defect = final is not None
+        locked.verified_at = verification.created_at
+        locked.claimed_by = None
+        locked.claimed_until = None
+        locked.save(
+            update_fields=[
+                "review_status",
+                "final_defect_type",
+                "final_is_defect",
+                "verified_at",
+                "claimed_by",
+                "claimed_until",
+            ]
+        )
+        transaction.on_commit(lambda: events.inspection_verified(verification))
+    return verification
+
+
+# --- Review queue: claims, decisions, undo ------------------------------------
+# An inspector who opens a frame claims it for a short while, so two inspectors
+# never decide the same frame unknowingly; the claim ends with the decision, on
+# skip, or by itself. Undo never edits: it hands the frame back to the same
+# inspector, whose next decision supersedes the earlier one.
+
+
+class ReviewClaimHeld(ValidationError):
+    """Another inspector is looking at the frame right now."""
+
+
+def _claim_held_by_other(inspection: Inspection, inspector: AbstractBaseUser, now) -> bool:
+    return (
+        inspection.claimed_by_id is not None
+        and inspection.claimed_by_id != inspector.pk
+        and inspection.claimed_until is not None
+        and inspection.claimed_until > now
+    )
+
+
+def _claim_held_message(inspection: Inspection) -> str:
+    return (
+        f"Frame #{inspection.pk} is being reviewed by {inspection.claimed_by.get_username()} "
+        f"(until {timezone.localtime(inspection.claimed_until):%H:%M:%S})."
+    )
+
+
+def review_claim(*, inspection: Inspection, inspector: AbstractBaseUser) -> Inspection:
+    """Claim a frame of the queue for ``REVIEW_CLAIM_SECONDS`` (renewing one's own claim).
+
+    Refused when another inspector holds a live claim, or when the frame was
+    decided meanwhile: both say who, so the page can tell the inspector.
+    """
+    seconds = settings.LINESIGHT["REVIEW_CLAIM_SECONDS"]
+    with transaction.atomic():
+        locked = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        now = timezone.now()
+        if locked.review_status != ReviewStatus.PENDING:
+            latest = (
+                locked.verifications.select_related("inspector")
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            who = f" by {latest.inspector.get_username()}" if latest else ""
+            raise VerificationConflict(
+                f"Frame #{locked.pk} does not wait for review any more (already verified{who})."
+            )
+        if _claim_held_by_other(locked, inspector, now):
+            raise ReviewClaimHeld(_claim_held_message(locked))
+        locked.claimed_by = inspector
+        locked.claimed_until = now + dt.timedelta(seconds=seconds)
+        locked.save(update_fields=["claimed_by", "claimed_until"])
+        claimed = _with_event_relations(locked.pk)
+        transaction.on_commit(lambda: events.review_claimed(claimed))
+    return claimed
+
+
+def review_release(*, inspection: Inspection, inspector: AbstractBaseUser) -> None:
+    """Give a claimed frame back to the queue (skip, or the page closed). Others' claims stay."""
+    with transaction.atomic():
+        locked = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        if locked.claimed_by_id != inspector.pk:
+            return
+        locked.claimed_by = None
+        locked.claimed_until = None
+        locked.save(update_fields=["claimed_by", "claimed_until"])
+        if locked.review_status == ReviewStatus.PENDING:
+            released = _with_event_relations(locked.pk)
+            transaction.on_commit(lambda: events.review_released(released, released_by=inspector))
+
+
+def review_decide(
+    *,
+    inspection: Inspection,
+    inspector: AbstractBaseUser,
+    decision: str,
+    defect_type: DefectType | None = None,
+    comment: str = "",
+    time_spent_ms: int | None = None,
+    supersedes: Verification | None = None,
+) -> Verification:
+    """An inspector's decision from the queue or the API: ``verification_record`` plus claims.
+
+    A frame another inspector has claimed is refused with their name; the
+    other rules (late decisions, supersedes) are ``verification_record``'s.
+    """
+    with transaction.atomic():
+        locked = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        if _claim_held_by_other(locked, inspector, timezone.now()):
+            raise ReviewClaimHeld(_claim_held_message(locked))
+        return verification_record(
+            inspection=locked,
+            inspector=inspector,
+            decision=decision,
+            defect_type=defect_type,
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+            supersedes=supersedes,
+        )
+
+
+def review_undo(*, verification: Verification, inspector: AbstractBaseUser) -> Inspection:
+    """Hand an inspector's latest decision on a frame back to them, to decide again.
+
+    Nothing is edited: the frame is claimed by the inspector and their next
+    decision names ``verification`` as the one it supersedes. Refused when it
+    is not their decision or someone decided the frame since.
+    """
+    seconds = settings.LINESIGHT["REVIEW_CLAIM_SECONDS"]
+    if verification.inspector_id != inspector.pk:
+        raise ValidationError("Only the inspector who made a decision can undo it.")
+    with transaction.atomic():
+        locked = Inspection.objects.select_for_update().get(pk=verification.inspection_id)
+        latest = (
+            locked.verifications.select_related("inspector").order_by("-created_at", "-id").first()
+        )
+        if latest is None or latest.pk != verification.pk:
+            raise VerificationConflict(
+                f"Frame #{locked.pk} was decided again by {latest.inspector.get_username()} "
+                f"since your decision; reload it to see the latest."
+            )
+        now = timezone.now()
+        if _claim_held_by_other(locked, inspector, now):
+            raise ReviewClaimHeld(_claim_held_message(locked))
+        locked.claimed_by = inspector
+        locked.claimed_until = now + dt.timedelta(seconds=seconds)
+        locked.save(update_fields=["claimed_by", "claimed_until"])
+    return _with_event_relations(locked.pk)
+
+
+def _with_event_relations(pk: int) -> Inspection:
+    return Inspection.objects.select_related(
+        "station", "line", "product", "defect_type", "model_version__model", "claimed_by"
+    ).get(pk=pk)

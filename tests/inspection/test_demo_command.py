@@ -1,0 +1,79 @@
+"""`make demo` runs `manage.py demo`: one command from an empty folder to a live line."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.servers import PROJECT_ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_model_zip(tmp_path_factory):
+    from models_registry.demo.frames import CLASSES
+    from tests import tf_models
+
+    path = tmp_path_factory.mktemp("tiny") / "tiny-demo.zip"
+    path.write_bytes(
+        tf_models.savedmodel_zip(tf_models.colour_classifier(labels=CLASSES), labels=CLASSES)
+    )
+    return path
+
+
+def run_demo(data_dir, model_zip, seconds: int) -> subprocess.CompletedProcess:
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LINESIGHT_", "DATABASE_URL", "REDIS_URL"))
+        },
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LINESIGHT_SECRET_KEY": "demo-test-" + "d" * 50,
+        "LINESIGHT_DATA_DIR": str(data_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "demo",
+            "--port",
+            str(free_port()),
+            "--rate",
+            "5",
+            "--model-zip",
+            str(model_zip),
+            "--duration",
+            str(seconds),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_demo_starts_from_nothing_serves_and_the_stations_post_frames(tmp_path, tiny_model_zip):
+    first = run_demo(tmp_path, tiny_model_zip, seconds=6)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "LineSight demo is running on http://127.0.0.1:" in first.stdout
+    for login in ("engineer", "inspector", "viewer"):
+        assert login in first.stdout
+    assert "L1-S1:" in first.stdout and "L1-S2:" in first.stdout
+    with sqlite3.connect(tmp_path / "linesight.sqlite3") as db:
+        frames = db.execute(
+            "SELECT count(*), count(DISTINCT station_id) FROM inspection_inspection"
+        ).fetchone()
+    assert frames[0] > 5 and frames[1] == 2
+
+    # A second run reuses the database, the model and the frames: nothing is created again.
+    second = run_demo(tmp_path, tiny_model_zip, seconds=2)
+    assert second.returncode == 0, second.stdout + second.stderr
+    with sqlite3.connect(tmp_path / "linesight.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM models_registry_modelversion").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM auth_user").fetchone() == (3,)
