@@ -24,6 +24,9 @@ pytestmark = committed_db
 
 ORIGIN = b"http://127.0.0.1"
 
+# Every socket a test opens, so the test's end can hang them up.
+_opened: list[WebsocketCommunicator] = []
+
 
 @pytest.fixture(
     params=[
@@ -45,6 +48,19 @@ def layer(request, settings):
     yield request.param
 
 
+@pytest.fixture(autouse=True)
+async def _hang_up_every_socket():
+    """Send each socket's disconnect, as the ASGI server does after a close or a refusal.
+
+    A refused socket's consumer otherwise stays in its channel layer receive
+    until the event loop is torn down, and cancelling it there can leave
+    channels-redis waiting on Redis for good (a CI run hung on it).
+    """
+    yield
+    while _opened:
+        await _opened.pop().disconnect()
+
+
 def session_cookie(user) -> bytes:
     client = Client()
     client.force_login(user)
@@ -55,7 +71,9 @@ def socket(path: str, user=None, origin: bytes = ORIGIN) -> WebsocketCommunicato
     headers = [(b"origin", origin), (b"host", b"127.0.0.1")]
     if user is not None:
         headers.append((b"cookie", session_cookie(user)))
-    return WebsocketCommunicator(application, path, headers=headers)
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    _opened.append(communicator)
+    return communicator
 
 
 async def joined(path: str, user) -> WebsocketCommunicator:
