@@ -1,0 +1,406 @@
+"""Frames through the production server, as issue 3 measures them.
+
+For each model (the demo model and a MobileNetV2 224x224 with random
+weights, both registered and validated like a user's model) it prints:
+
+- the bare runtime call (p50): the loaded classifier on a prepared frame;
+- end-to-end POST latency p50/p95/p99 with one client;
+- throughput with 4 concurrent clients, and errors;
+- RSS of each server worker after the run.
+
+The server is started as in production (`uvicorn --workers N`, production
+settings) on its own database; the clients run in another process and post
+640x480 JPEGs over keep-alive HTTP connections.
+
+    .venv/bin/python benchmarks/inspection_api.py [--database postgres|sqlite] [--workers 2]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+# --- client process -------------------------------------------------------------
+
+
+def multipart(fields: dict, image: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        disposition = f'Content-Disposition: form-data; name="{name}"'
+        parts.append(f"--{boundary}\r\n{disposition}\r\n\r\n{value}\r\n".encode())
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="f.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode()
+        + image
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def client_main(args) -> None:
+    """Post frames and print JSON results: run in its own process."""
+    spec = json.loads(args.client)
+    bodies = []
+    for path in spec["images"]:
+        bodies.append(multipart({"station": spec["station"]}, Path(path).read_bytes()))
+    headers_base = {"Authorization": f"Token {spec['token']}"}
+    host, port = spec["host"], spec["port"]
+
+    server: list[float] = []
+
+    def worker(count: int | None, seconds: float | None, out: list, errors: list) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        deadline = time.perf_counter() + seconds if seconds else None
+        i = 0
+        while (count is None or i < count) and (deadline is None or time.perf_counter() < deadline):
+            body, content_type = bodies[i % len(bodies)]
+            started = time.perf_counter()
+            try:
+                conn.request(
+                    "POST",
+                    "/api/v1/inspections/",
+                    body,
+                    {**headers_base, "Content-Type": content_type},
+                )
+                response = conn.getresponse()
+                payload = response.read()
+                if response.status != 201:
+                    errors.append(f"{response.status} {payload[:120]!r}")
+                else:
+                    out.append((time.perf_counter() - started) * 1000)
+                    server.append(json.loads(payload)["latency_ms"])
+            except OSError as exc:
+                errors.append(str(exc))
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+            i += 1
+        conn.close()
+
+    warm: list = []
+    worker(spec["warmup"], None, warm, [])
+    latencies: list = []
+    errors: list = []
+    server.clear()
+    worker(spec["sequential"], None, latencies, errors)
+    results = {"latencies": latencies, "errors": errors, "server_p50": statistics.median(server)}
+    threads, done, conc_errors = [], [], []
+    started = time.perf_counter()
+    for _ in range(spec["concurrency"]):
+        t = threading.Thread(target=worker, args=(None, spec["seconds"], done, conc_errors))
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    results.update(
+        throughput=len(done) / elapsed, concurrent_errors=conc_errors, concurrent_frames=len(done)
+    )
+    print(json.dumps(results))
+
+
+# --- benchmark driver ---------------------------------------------------------------
+
+
+def setup_environment(args, data_dir: Path) -> dict:
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LINESIGHT_SECRET_KEY": "benchmark-" + "b" * 50,
+        "LINESIGHT_DATA_DIR": str(data_dir),
+        "LINESIGHT_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LINESIGHT_LOG_LEVEL": "WARNING",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    if args.database == "postgres":
+        import psycopg
+
+        name = "linesight_bench"
+        with psycopg.connect(args.postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"CREATE DATABASE {name}")
+        env["DATABASE_URL"] = args.postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+    os.environ.update(env)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True, env=os.environ
+    )
+    return env
+
+
+def mobilenet_zip(tmp: Path) -> Path:
+    import keras
+
+    from tests import tf_models
+
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), classes=4)
+    path = tmp / "mobilenetv2.zip"
+    path.write_bytes(
+        tf_models.savedmodel_zip(model, labels=["ok", "missing_cap", "wrong_label", "no_label"])
+    )
+    return path
+
+
+def register(name: str, artifact: Path, station_code: str, line) -> tuple:
+    from django.core.files import File
+
+    from masterdata.models import DefectType, Station
+    from masterdata.services import station_token_rotate
+    from models_registry.services import (
+        deployment_activate,
+        label_mappings_update,
+        model_create,
+        version_upload,
+    )
+    from models_registry.validation import validate_version_now
+
+    model = model_create(name=name)
+    with artifact.open("rb") as handle:
+        version = version_upload(model=model, artifact=File(handle, name=artifact.name))
+    started = time.perf_counter()
+    version = validate_version_now(version.pk)
+    validation_s = time.perf_counter() - started
+    if version.status != "ready":
+        raise SystemExit(f"{name}: {version.status}: {version.status_reason}")
+    mapping = {}
+    for label in version.labels:
+        if label == "ok":
+            mapping[label] = None
+        else:
+            DefectType.objects.get_or_create(code=label, defaults={"name": label})
+            mapping[label] = label
+    label_mappings_update(version=version, mapping=mapping)
+    station = Station.objects.create(code=station_code, line=line)
+    token = station_token_rotate(station=station)
+    deployment_activate(station=station, version=version, confidence_threshold=0.5)
+    return version, token, validation_s
+
+
+def bare_call_ms(version, frame_path: Path, runs: int = 200) -> dict:
+    from inspection.runtime import ModelCache
+    from inspection.runtime.preprocessing import model_input, open_frame
+    from inspection.runtime.tensorflow import TensorFlowRuntime
+
+    loaded = ModelCache(TensorFlowRuntime()).get(version)
+    data = frame_path.read_bytes()
+    batch = model_input(open_frame(data, max_pixels=10**8), loaded.preprocessing)
+    model_times, frame_times = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        loaded.classifier.classify(batch)
+        model_times.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        loaded.classify(open_frame(data, max_pixels=10**8))
+        frame_times.append((time.perf_counter() - started) * 1000)
+    return {
+        "kind": loaded.kind,
+        "model_p50": statistics.median(model_times),
+        "decode_and_model_p50": statistics.median(frame_times),
+    }
+
+
+def worker_rss_mb(server_pid: int) -> list[float]:
+    rss = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(server_pid):
+            rss.append(int(fields["VmRSS"].split()[0]) / 1024)
+    return rss
+
+
+def report(name, version, validation_s, bare, figures, concurrency) -> None:
+    latencies = figures["latencies"]
+    p50 = statistics.median(latencies)
+    errors = figures["errors"] + figures["concurrent_errors"]
+    size = f"{version.input_width}x{version.input_height}"
+    print(f"{name} ({size}, serving {bare['kind']}, validated in {validation_s:.1f} s)")
+    print(
+        f"  bare model call p50         {bare['model_p50']:7.2f} ms"
+        f"   (decode + preprocess + model {bare['decode_and_model_p50']:.2f} ms)"
+    )
+    print(
+        f"  POST, 1 client p50/p95/p99  {p50:7.2f} / {percentile(latencies, 95):.2f} / "
+        f"{percentile(latencies, 99):.2f} ms   = {p50 / bare['model_p50']:.2f}x the bare call"
+    )
+    print(
+        f"  POST, {concurrency} clients           {figures['throughput']:7.1f} frames/s "
+        f"({figures['concurrent_frames']} frames)"
+    )
+    print(f"  server's latency_ms p50     {figures['server_p50']:7.2f} ms   (inside the view)")
+    print(
+        f"  errors                      {len(errors)}" + (f"   e.g. {errors[0]}" if errors else "")
+    )
+
+
+def profile_workers(server_pid: int, seconds: float) -> None:
+    """Sample the first worker with py-spy while the clients run (needs py-spy installed)."""
+    workers = [
+        int(p.parent.name)
+        for p in Path("/proc").glob("[0-9]*/status")
+        if f"PPid:\t{server_pid}\n" in p.read_text()
+    ] or [server_pid]
+    out = Path(tempfile.gettempdir()) / "linesight-worker.speedscope.txt"
+    subprocess.Popen(
+        [
+            "py-spy",
+            "record",
+            "--pid",
+            str(workers[-1]),
+            "--duration",
+            str(int(seconds)),
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ]
+    )
+    print(f"profiling worker {workers[-1]} into {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument(
+        "--postgres-admin-url", default="postgres://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sequential", type=int, default=400)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--models", default="demo,mobilenetv2")
+    parser.add_argument("--profile-seconds", type=float, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client_main(args)
+        return
+
+    data_dir = Path(tempfile.mkdtemp(prefix="linesight-bench-"))
+    setup_environment(args, data_dir)
+    import django
+
+    django.setup()
+    from masterdata.models import Line, Plant
+    from models_registry.demo import frames as demo_frames
+
+    plant = Plant.objects.create(code="BENCH", name="Benchmark plant", time_zone="Europe/Paris")
+    line = Line.objects.create(code="BL1", plant=plant)
+
+    frames_dir = data_dir / "frames"
+    demo_frames.write_frames(frames_dir, per_class=8, seed=7)
+    images = sorted(str(p) for p in frames_dir.rglob("*.jpg"))
+
+    models = {}
+    for name in args.models.split(","):
+        if name == "mobilenetv2":
+            artifact = mobilenet_zip(data_dir)
+        elif name == "demo":
+            from models_registry.demo.seed import demo_artifact
+
+            # The cached demo model of var/demo (trained once if missing).
+            artifact, _ = demo_artifact(demo_dir=ROOT / "var" / "demo", log=print)
+        else:
+            raise SystemExit(f"unknown model {name}")
+        models[name] = register(name, artifact, f"B-{name}", line)
+
+    bare = {
+        name: bare_call_ms(version, Path(images[0])) for name, (version, _, _) in models.items()
+    }
+
+    port = 8765
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ,
+        start_new_session=True,
+    )
+    try:
+        import requests
+
+        for _ in range(300):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        time.sleep(2)  # let every worker finish warming its models
+        if args.profile_seconds:
+            profile_workers(server.pid, args.profile_seconds)
+        print(
+            f"\nServer: uvicorn, {args.workers} workers, {args.database}, Redis layer; "
+            "frames 640x480 JPEG\n"
+        )
+        for name, (version, token, validation_s) in models.items():
+            spec = {
+                "host": "127.0.0.1",
+                "port": port,
+                "token": token,
+                "station": f"B-{name}",
+                "images": images,
+                "warmup": 40,
+                "sequential": args.sequential,
+                "concurrency": args.concurrency,
+                "seconds": args.seconds,
+            }
+            result = subprocess.run(
+                [sys.executable, __file__, "--client", json.dumps(spec)],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                env=os.environ,
+                check=True,
+            )
+            figures = json.loads(result.stdout.strip().splitlines()[-1])
+            report(name, version, validation_s, bare[name], figures, args.concurrency)
+        rss = worker_rss_mb(server.pid)
+        print(f"\nworker RSS: {', '.join(f'{r:.0f} MB' for r in rss)}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
