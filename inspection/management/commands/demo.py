@@ -14,6 +14,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 
+def _stop_like_ctrl_c(signum, frame):
+    """A closed terminal or a service manager stops the demo as Ctrl-C does: children too."""
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = (
         "Run the demo: migrate, load the demo plant, users and model (once), then serve on "
@@ -32,6 +37,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stop_signal, _stop_like_ctrl_c)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         frames_dir = Path(settings.LINESIGHT["DEMO_DIR"]) / "frames"
