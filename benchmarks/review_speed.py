@@ -26,16 +26,9 @@ import time
 
 import requests
 
+from tests.browser.chromium import CHROMIUM_ARGS
+
 TARGET_MS = 150.0
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def fill_queue(url: str, token: str, count: int) -> None:

@@ -6,6 +6,7 @@ import openpyxl
 import pytest
 
 from tests import factories
+from tests.browser.chromium import CHROMIUM_ARGS
 from tests.conftest import committed_db
 from tests.reports import expected
 from tests.reports.conftest import build_known_plant
@@ -13,16 +14,6 @@ from tests.reports.conftest import build_known_plant
 pytestmark = [
     pytest.mark.browser,
     committed_db,
-]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
 ]
 
 
