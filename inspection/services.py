@@ -149,6 +149,7 @@ def inspection_create(
         if random.random() < rules.edge_recheck_rate:  # noqa: S311
             judgement, edge_fields = _recheck(version, frame, rules, judgement)
 
+    defect_type = serving.defect_types.get(judgement.defect_type_id)
     local = plant_time(station.line.plant, captured_at, facts.shifts)
     name = default_storage.save(
         f"frames/{local.local_date:%Y/%m/%d}/{station.code}/{uuid.uuid4().hex}.{frame.extension}",
@@ -163,12 +164,12 @@ def inspection_create(
         source=source,
         verdict=judgement.verdict,
         label=judgement.label,
-        defect_type=serving.defect_types.get(judgement.defect_type_id),
+        defect_type=defect_type,
         confidence=judgement.confidence,
         top_k=judgement.top_k,
         review_status=judgement.review_status,
         review_reason=judgement.review_reason,
-        final_defect_type=serving.defect_types.get(judgement.defect_type_id),
+        final_defect_type=defect_type,
         final_is_defect=judgement.defect_type_id is not None,
         image=name,
         image_sha256=hashlib.sha256(image).hexdigest(),
