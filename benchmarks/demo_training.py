@@ -1,6 +1,6 @@
 """Benchmark: the demo model's full training run, as a first ``make demo`` pays for it.
 
-Each run is a fresh process (``python -m models_registry.demo.training``), so
+Each run is a fresh process (``python -m demo.training``), so
 Python and TensorFlow start-up, frame generation, training, the held-out
 evaluation and the export are all in the wall time. Prints each run and the
 medians. Usage::
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 def one_run(out: Path) -> dict:
     started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, "-m", "models_registry.demo.training", "--out", str(out), "--json"],
+        [sys.executable, "-m", "demo.training", "--out", str(out), "--json"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True,
@@ -44,7 +44,7 @@ def wide_holdout_accuracy(zip_path: Path, per_class: int, seed: int) -> tuple[fl
     import numpy as np
     import tensorflow as tf
 
-    from models_registry.demo.training import holdout_arrays
+    from demo.training import holdout_arrays
 
     with tempfile.TemporaryDirectory() as tmp:
         zipfile.ZipFile(zip_path).extractall(tmp)

@@ -196,8 +196,8 @@ def register(name: str, artifact: Path, station_code: str, line) -> tuple:
 
 
 def bare_call_ms(version, frame_path: Path, runs: int = 200) -> dict:
+    from common.preprocessing import model_input, open_frame
     from inspection.runtime import ModelCache
-    from inspection.runtime.preprocessing import model_input, open_frame
     from inspection.runtime.tensorflow import TensorFlowRuntime
 
     loaded = ModelCache(TensorFlowRuntime()).get(version)
@@ -308,8 +308,8 @@ def main() -> None:
     import django
 
     django.setup()
+    from demo import frames as demo_frames
     from masterdata.models import Line, Plant
-    from models_registry.demo import frames as demo_frames
 
     plant = Plant.objects.create(code="BENCH", name="Benchmark plant", time_zone="Europe/Paris")
     line = Line.objects.create(code="BL1", plant=plant)
@@ -323,7 +323,7 @@ def main() -> None:
         if name == "mobilenetv2":
             artifact = mobilenet_zip(data_dir)
         elif name == "demo":
-            from models_registry.demo.seed import demo_artifact
+            from demo.seed import demo_artifact
 
             # The cached demo model of var/demo (trained once if missing).
             artifact, _ = demo_artifact(demo_dir=ROOT / "var" / "demo", log=print)

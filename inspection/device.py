@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import requests
 
+from common.preprocessing import Preprocessing, model_input, open_frame
 from inspection.runtime.base import softmax
-from inspection.runtime.preprocessing import Preprocessing, model_input, open_frame
 
 logger = logging.getLogger(__name__)
 

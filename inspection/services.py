@@ -16,12 +16,12 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from config.files import delete_on_error
+from common.files import delete_on_error
+from common.preprocessing import FrameError, open_frame
 from inspection import events
 from inspection.choices import Decision, ReviewReason, ReviewStatus, Source, Verdict
 from inspection.models import Inspection, Verification
 from inspection.runtime import model_cache
-from inspection.runtime.preprocessing import FrameError, open_frame
 from inspection.selectors import line_facts, serving_for
 from inspection.verdict import DecisionRules, Judgement, judge
 from masterdata.models import DefectType, Product, Station

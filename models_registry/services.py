@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from config.files import delete_on_error
+from common.files import delete_on_error
 from masterdata.models import DefectType, Product, Station
 from models_registry.choices import (
     ArtifactFormat,

@@ -8,7 +8,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from config.files import delete_on_error
+from common.files import delete_on_error
 from reports.exports import write_workbook
 from reports.filters import ReportFilterError, ReportFilters, filters_from_params
 from reports.models import ExportJob, ExportStatus

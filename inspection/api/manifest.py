@@ -10,8 +10,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.preprocessing import Preprocessing
 from inspection.api.permissions import station_of
-from inspection.runtime.preprocessing import Preprocessing
 from inspection.selectors import serving_for
 from masterdata.models import Product, Station
 from models_registry.selectors import deployment_queryset

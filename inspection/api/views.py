@@ -15,7 +15,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import PayloadTooLarge
+from common.api import PayloadTooLarge
 from inspection.api.filters import InspectionFilter
 from inspection.api.permissions import CanPostFrames, CanReadInspections, station_of
 from inspection.api.serializers import (

@@ -17,8 +17,8 @@ import numpy as np
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from common.preprocessing import Frame, Preprocessing, model_input
 from inspection.runtime.base import Classifier, Runtime, RuntimeLoadError
-from inspection.runtime.preprocessing import Frame, Preprocessing, model_input
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The registry API for model pipelines: create models, upload versions, map, deploy.
 
 Each view checks the request's shape, calls one service or selector and
-returns; services raise Django ValidationErrors that config.api turns into
+returns; services raise Django ValidationErrors that common.api turns into
 ``{"detail": ..., "errors": ...}`` with status 400.
 """
 

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.files import delete_on_error
+from common.files import delete_on_error
 from masterdata.models import DefectType
 from models_registry.choices import ColorMode, ResizeMode, ValueScale, VersionStatus
 from models_registry.models import LabelMapping, ModelVersion

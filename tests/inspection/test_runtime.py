@@ -7,8 +7,8 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
+from common.preprocessing import Preprocessing, model_input, open_frame
 from inspection.runtime import ModelCache, RuntimeLoadError, model_cache
-from inspection.runtime.preprocessing import Preprocessing, model_input, open_frame
 from inspection.runtime.tensorflow import TensorFlowRuntime
 from tests.images import BLUE, GREEN, GREY, RED, frame_bytes
 from tests.registry import ready_version

@@ -174,7 +174,7 @@ def test_a_missing_model_zip_is_a_clear_error_and_creates_nothing(demo_dir, tmp_
 
 @pytest.fixture(scope="module")
 def tiny_model_zip(tmp_path_factory):
-    from models_registry.demo.frames import CLASSES
+    from demo.frames import CLASSES
     from tests import tf_models
 
     path = tmp_path_factory.mktemp("tiny") / "tiny-demo.zip"
@@ -266,7 +266,7 @@ def test_a_second_run_with_the_model_duplicates_nothing(demo_dir, tiny_model_zip
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_what_an_engineer_changed_in_the_registry_survives_a_second_run(demo_dir, tiny_model_zip):
-    from models_registry.demo.frames import CLASSES
+    from demo.frames import CLASSES
     from models_registry.models import ModelVersion
     from models_registry.services import deployment_activate, label_mappings_update
     from tests import factories

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models_registry.demo.frames import CLASSES, FRAME_SIZE, frame_rng, render_frame, write_frames
+from demo.frames import CLASSES, FRAME_SIZE, frame_rng, render_frame, write_frames
 
 
 def pixels(label: str, seed: int = 11, number: int = 0, size=FRAME_SIZE) -> np.ndarray:

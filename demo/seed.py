@@ -24,12 +24,12 @@ from django.core.files import File
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from demo.frames import CLASSES
 from masterdata import roles
 from masterdata.choices import Severity
 from masterdata.models import DefectType, Line, Plant, Product, Shift, Station
 from masterdata.services import station_token_rotate
 from models_registry.choices import VersionStatus
-from models_registry.demo.frames import CLASSES
 from models_registry.models import Deployment, MLModel, ModelVersion
 from models_registry.services import (
     deployment_activate,
@@ -235,7 +235,7 @@ def demo_artifact(*, demo_dir: Path, log: Callable[[str], None]) -> tuple[Path, 
     zip_path = model_dir / "yogurt-bottle.zip"
     figures_path = model_dir / "training.json"
     if not zip_path.exists():
-        from models_registry.demo.training import train_demo_model
+        from demo.training import train_demo_model
 
         log("Training the demo model on generated frames (about a minute, once)...")
         result = train_demo_model(model_dir)
@@ -357,7 +357,7 @@ def seed_demo(
             raise DemoError("; ".join(exc.messages)) from exc
         seed.training = figures
     if frames_dir is not None:
-        from models_registry.demo.frames import write_frames
+        from demo.frames import write_frames
 
         seed.frames_dir = Path(frames_dir)
         seed.frames = len(write_frames(seed.frames_dir, FRAME_MIX, FRAME_SEED))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from models_registry.demo.seed import DemoError, DemoSeed, seed_demo
+from demo.seed import DemoError, DemoSeed, seed_demo
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ bilinear resize), so the figure is the one the demo lines will see.
 
 Command line::
 
-    python -m models_registry.demo.training --out var/demo/model
+    python -m demo.training --out var/demo/model
 """
 
 import argparse
@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from models_registry.demo.frames import CLASSES, FRAME_SIZE, frame_rng, render_arrays, render_frame
+from common.preprocessing import Preprocessing, model_input, open_frame
+from demo.frames import CLASSES, FRAME_SIZE, frame_rng, render_arrays, render_frame
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -34,6 +34,7 @@ INPUT_SIZE = 96
 # Pillow's JPEG draft decodes a 640x480 frame at 1/4 scale for a 96-pixel
 # input; training frames are drawn at that size so they look like served ones.
 RENDER_SIZE = (160, 120)
+FRAME_PIXEL_LIMIT = FRAME_SIZE[0] * FRAME_SIZE[1]
 TRAIN_SEED = 20260101
 HOLDOUT_SEED = 20269999
 ARTIFACT_NAME = "yogurt-bottle.zip"
@@ -109,11 +110,9 @@ def build_model(input_size: int = INPUT_SIZE, classes: int = len(CLASSES)):
 
 
 def station_preprocess(jpeg: bytes, input_size: int = INPUT_SIZE) -> np.ndarray:
-    """A frame as a server would feed it: JPEG decoded at reduced scale, stretched, RGB."""
-    with Image.open(io.BytesIO(jpeg)) as image:
-        image.draft("RGB", (input_size, input_size))
-        image = image.convert("RGB").resize((input_size, input_size), Image.Resampling.BILINEAR)
-        return np.asarray(image)
+    """A frame as the server feeds it: the serving preprocessing, kept as uint8 pixels."""
+    prep = Preprocessing(height=input_size, width=input_size, channels=3, dtype="uint8")
+    return model_input(open_frame(jpeg, max_pixels=FRAME_PIXEL_LIMIT), prep)[0]
 
 
 def holdout_arrays(

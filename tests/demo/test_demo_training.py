@@ -5,8 +5,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from models_registry.demo.frames import CLASSES
-from models_registry.demo.training import holdout_arrays, train_demo_model
+from demo.frames import CLASSES
+from demo.training import holdout_arrays, train_demo_model
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_model_zip(tmp_path_factory):
-    from models_registry.demo.frames import CLASSES
+    from demo.frames import CLASSES
     from tests import tf_models
 
     path = tmp_path_factory.mktemp("tiny") / "tiny-demo.zip"
