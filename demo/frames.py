@@ -265,28 +265,19 @@ def _shoulder(geometry: _Bottle, neck_width: float, origin: tuple[float, float])
     return right + left[::-1]
 
 
-def _draw_bottle(scene: Scene, label: str, geometry: _Bottle, scale: float) -> Image.Image:
-    """The bottle on a transparent layer whose bottom centre is the bottle's base."""
+def _draw_neck_and_cap(
+    draw: ImageDraw.ImageDraw,
+    scene: Scene,
+    label: str,
+    geometry: _Bottle,
+    base: tuple[float, float],
+    line: int,
+) -> None:
+    """The neck, the ring under the cap and the cap, or the open thread when it is missing."""
     h, bw = geometry.height, geometry.body_width
-    margin = max(4, round(bw * 0.25))
-    layer_w = round(bw + 2 * margin)
-    layer_h = round(h + 2 * margin)
-    layer = Image.new("RGBA", (layer_w, layer_h), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
-    ox, oy = layer_w / 2, layer_h - margin  # axis and base in the layer
+    ox, oy = base
     plastic = (*scene.plastic, 255)
     neck_w = bw * 0.5
-    line = max(1, round(scale * 2))
-
-    # Body and shoulder.
-    draw.rounded_rectangle(
-        [ox - bw / 2, oy - h * 0.6 - 1, ox + bw / 2, oy], radius=max(1, bw * 0.12), fill=plastic
-    )
-    draw.polygon(_shoulder(geometry, neck_w, (ox, oy)), fill=plastic)
-    grip = oy - h * 0.56
-    draw.line([(ox - bw / 2, grip), (ox + bw / 2, grip)], fill=_shade(scene.plastic, 0.9), width=1)
-
-    # Neck and the ring under the cap.
     neck_top = oy - h * (0.93 if label == "missing_cap" else 0.87)
     draw.rectangle([ox - neck_w / 2, neck_top, ox + neck_w / 2, oy - h * 0.79], fill=plastic)
     ring_w = neck_w * 1.18
@@ -330,6 +321,42 @@ def _draw_bottle(scene: Scene, label: str, geometry: _Bottle, scale: float) -> I
             width=line,
         )
 
+
+def _shade_cylinder(layer: Image.Image, scene: Scene, ox: float, bw: float) -> Image.Image:
+    """Cylinder shading and a specular highlight, across the bottle's width."""
+    layer_w = layer.width
+    pixels = np.asarray(layer, dtype=np.float32)
+    columns = (np.arange(layer_w, dtype=np.float32) + 0.5 - ox) / (bw / 2)
+    roundness = np.sqrt(np.clip(1 - columns**2, 0, 1))
+    profile = 0.74 + 0.26 * roundness
+    profile += scene.highlight_strength * np.exp(-(((columns - scene.highlight) / 0.14) ** 2))
+    pixels[..., :3] = np.clip(pixels[..., :3] * profile[None, :, None], 0, 255)
+    return Image.fromarray(pixels.astype(np.uint8), "RGBA")
+
+
+def _draw_bottle(scene: Scene, label: str, geometry: _Bottle, scale: float) -> Image.Image:
+    """The bottle on a transparent layer whose bottom centre is the bottle's base."""
+    h, bw = geometry.height, geometry.body_width
+    margin = max(4, round(bw * 0.25))
+    layer_w = round(bw + 2 * margin)
+    layer_h = round(h + 2 * margin)
+    layer = Image.new("RGBA", (layer_w, layer_h), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    ox, oy = layer_w / 2, layer_h - margin  # axis and base in the layer
+    plastic = (*scene.plastic, 255)
+    neck_w = bw * 0.5
+    line = max(1, round(scale * 2))
+
+    # Body and shoulder.
+    draw.rounded_rectangle(
+        [ox - bw / 2, oy - h * 0.6 - 1, ox + bw / 2, oy], radius=max(1, bw * 0.12), fill=plastic
+    )
+    draw.polygon(_shoulder(geometry, neck_w, (ox, oy)), fill=plastic)
+    grip = oy - h * 0.56
+    draw.line([(ox - bw / 2, grip), (ox + bw / 2, grip)], fill=_shade(scene.plastic, 0.9), width=1)
+
+    _draw_neck_and_cap(draw, scene, label, geometry, (ox, oy), line)
+
     # The label band around the body.
     label_top = oy - h * (0.5 + scene.label_shift)
     label_bottom = oy - h * (0.12 + scene.label_shift)
@@ -342,14 +369,7 @@ def _draw_bottle(scene: Scene, label: str, geometry: _Bottle, scale: float) -> I
         design = OTHER_LABELS[scene.other_label] if label == "wrong_label" else PRODUCT_LABEL
         _draw_label(draw, design, scene.print_tint, box)
 
-    # Cylinder shading and a specular highlight, across the bottle's width.
-    pixels = np.asarray(layer, dtype=np.float32)
-    columns = (np.arange(layer_w, dtype=np.float32) + 0.5 - ox) / (bw / 2)
-    roundness = np.sqrt(np.clip(1 - columns**2, 0, 1))
-    profile = 0.74 + 0.26 * roundness
-    profile += scene.highlight_strength * np.exp(-(((columns - scene.highlight) / 0.14) ** 2))
-    pixels[..., :3] = np.clip(pixels[..., :3] * profile[None, :, None], 0, 255)
-    layer = Image.fromarray(pixels.astype(np.uint8), "RGBA")
+    layer = _shade_cylinder(layer, scene, ox, bw)
     return layer.rotate(
         scene.tilt_degrees, resample=Image.Resampling.BILINEAR, center=(ox, oy), expand=False
     )

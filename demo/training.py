@@ -142,6 +142,58 @@ def pack_artifact(export_dir: Path, zip_path: Path, labels=CLASSES) -> Path:
     return zip_path
 
 
+def _fit(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    input_size: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    verbose: bool,
+):
+    """The compact CNN fitted on uint8 frames with a warm-up then cosine learning rate."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(input_size)
+    steps = epochs * int(np.ceil(len(x_train) / batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps, warmup_target=3e-3, warmup_steps=max(1, steps // 10)
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    import tensorflow as tf
+
+    # Frames stay uint8 in memory; each batch is scaled to 0..1 as it is used.
+    batches = (
+        tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
+        .prefetch(2)
+    )
+    model.fit(batches, epochs=epochs, shuffle=False, verbose=2 if verbose else 0)
+    return model
+
+
+def _export(model, zip_path: Path) -> Path:
+    """Export the model as an inference SavedModel and zip it with its labels."""
+    with tempfile.TemporaryDirectory(prefix="demo-export-") as tmp:
+        export_dir = Path(tmp) / "savedmodel"
+        tf_logger = logging.getLogger("tensorflow")
+        level = tf_logger.level
+        tf_logger.setLevel(logging.WARNING)  # not "Assets written to <a temporary folder>"
+        try:
+            model.export(str(export_dir), verbose=False)
+        finally:
+            tf_logger.setLevel(level)
+        return pack_artifact(export_dir, zip_path)
+
+
 def train_demo_model(
     out_dir: Path | str,
     *,
@@ -169,45 +221,21 @@ def train_demo_model(
     generated = time.perf_counter()
 
     configure_threads(threads or available_cores())
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    model = build_model(input_size)
-    steps = epochs * int(np.ceil(len(x_train) / batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps, warmup_target=3e-3, warmup_steps=max(1, steps // 10)
+    model = _fit(
+        x_train,
+        y_train,
+        input_size,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        verbose=verbose,
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    import tensorflow as tf
-
-    # Frames stay uint8 in memory; each batch is scaled to 0..1 as it is used.
-    batches = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        .shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
-        .prefetch(2)
-    )
-    model.fit(batches, epochs=epochs, shuffle=False, verbose=2 if verbose else 0)
     trained = time.perf_counter()
 
     x_holdout, y_holdout = holdout_arrays(holdout_per_class, holdout_seed, input_size)
     scores = model.predict(x_holdout.astype(np.float32) / 255.0, batch_size=256, verbose=0)
     accuracy = float(np.mean(np.argmax(scores, axis=1) == y_holdout))
-    with tempfile.TemporaryDirectory(prefix="demo-export-") as tmp:
-        export_dir = Path(tmp) / "savedmodel"
-        tf_logger = logging.getLogger("tensorflow")
-        level = tf_logger.level
-        tf_logger.setLevel(logging.WARNING)  # not "Assets written to <a temporary folder>"
-        try:
-            model.export(str(export_dir), verbose=False)
-        finally:
-            tf_logger.setLevel(level)
-        zip_path = pack_artifact(export_dir, out_dir / ARTIFACT_NAME)
+    zip_path = _export(model, out_dir / ARTIFACT_NAME)
     finished = time.perf_counter()
     return TrainingResult(
         zip_path=zip_path,
