@@ -40,6 +40,7 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	mkdir -p var
 	LINESIGHT_DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
