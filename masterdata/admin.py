@@ -3,20 +3,20 @@
 Actions call masterdata.services; import/export rules live in masterdata.resources.
 """
 
+from collections.abc import Sequence
+
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import path
 from django.utils.cache import add_never_cache_headers
 from import_export.admin import ImportExportModelAdmin
 from import_export.formats.base_formats import CSV, XLSX
 from import_export.results import RowResult
 
+from common.admin_forms import ServiceAdminMixin, admin_change_url
 from masterdata.forms import HideArchivedChoicesForm, MasterDataImportForm, PlantForm
 from masterdata.models import DefectType, Line, Plant, Product, Shift, Station
 from masterdata.resources import (
@@ -29,8 +29,9 @@ from masterdata.resources import (
 from masterdata.selectors import references_blocking_delete
 from masterdata.services import (
     masterdata_set_archived,
-    station_token_revoke,
     station_token_rotate,
+    station_tokens_revoke,
+    station_tokens_rotate,
     stations_set_active,
 )
 
@@ -170,10 +171,11 @@ TOKEN_OPERATIONS = {
     "rotate": "Rotate device token",
     "revoke": "Revoke device token",
 }
+TOKEN_DONE = {"rotate": "Rotated", "revoke": "Revoked"}
 
 
 @admin.register(Station)
-class StationAdmin(MasterDataAdmin):
+class StationAdmin(ServiceAdminMixin, MasterDataAdmin):
     """Stations and their device tokens: a token is shown once, when issued, never again."""
 
     resource_classes = [StationResource]
@@ -253,24 +255,17 @@ class StationAdmin(MasterDataAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         if not self.has_change_permission(request, station):
             raise PermissionDenied
-        if request.method == "POST":
-            response = self._apply_token_operation(request, [station], operation)
-            return response or HttpResponseRedirect(
-                reverse("admin:masterdata_station_change", args=[station.pk])
-            )
-        return self._confirm_token_operation(request, [station], operation)
+        return self._token_operation(
+            request, [station], operation, done_url=admin_change_url(station)
+        )
 
     @admin.action(permissions=["change"], description="Rotate device tokens of selected stations")
     def rotate_tokens(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        if request.POST.get("post") == "yes":
-            return self._apply_token_operation(request, list(queryset), "rotate")
-        return self._confirm_token_operation(request, queryset, "rotate", action="rotate_tokens")
+        return self._token_operation(request, list(queryset), "rotate")
 
     @admin.action(permissions=["change"], description="Revoke device tokens of selected stations")
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
-        if request.POST.get("post") == "yes":
-            return self._apply_token_operation(request, list(queryset), "revoke")
-        return self._confirm_token_operation(request, queryset, "revoke", action="revoke_tokens")
+        return self._token_operation(request, list(queryset), "revoke")
 
     @admin.action(permissions=["change"], description="Deactivate selected stations")
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -282,29 +277,34 @@ class StationAdmin(MasterDataAdmin):
         count = stations_set_active(stations=queryset, active=True)
         self.message_user(request, f"Activated {count} station(s).")
 
-    def _confirm_token_operation(self, request, stations, operation, action=None):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{TOKEN_OPERATIONS[operation]}?",
-            "opts": self.opts,
-            "stations": stations,
-            "operation": operation,
-            "action": action,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/masterdata/station/token_confirm.html", context)
+    def _token_operation(
+        self,
+        request: HttpRequest,
+        stations: list[Station],
+        operation: str,
+        done_url: str | None = None,
+    ) -> HttpResponse | None:
+        """Ask first, then rotate or revoke the tokens of these stations."""
+        return self.confirm_then_apply(
+            request,
+            stations,
+            apply=lambda chosen: self._apply_token_operation(request, chosen, operation),
+            title=f"{TOKEN_OPERATIONS[operation]}?",
+            template="admin/masterdata/station/token_confirm.html",
+            done_url=done_url,
+            operation=operation,
+        )
 
-    def _apply_token_operation(self, request, stations: list[Station], operation: str):
+    def _apply_token_operation(
+        self, request: HttpRequest, stations: Sequence[Station], operation: str
+    ) -> HttpResponse | None:
         """Rotate (and show the new tokens once) or revoke, all stations or none."""
-        with transaction.atomic():
-            if operation == "rotate":
-                issued = [(station, station_token_rotate(station=station)) for station in stations]
-            else:
-                for station in stations:
-                    station_token_revoke(station=station)
-        verb = "Rotated" if operation == "rotate" else "Revoked"
+        if operation == "rotate":
+            issued = station_tokens_rotate(stations=stations)
+        else:
+            station_tokens_revoke(stations=stations)
         for station in stations:
-            self.log_change(request, station, f"{verb} the device token.")
+            self.log_change(request, station, f"{TOKEN_DONE[operation]} the device token.")
         if operation == "rotate":
             return self._show_tokens(request, issued, title="New device tokens")
         codes = ", ".join(station.code for station in stations)
@@ -314,13 +314,14 @@ class StationAdmin(MasterDataAdmin):
         )
         return None
 
-    def _show_tokens(self, request, issued: list[tuple[Station, str]], *, title: str):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.opts,
-            "issued": issued,
-        }
-        response = TemplateResponse(request, "admin/masterdata/station/token_issued.html", context)
+    def _show_tokens(
+        self, request: HttpRequest, issued: list[tuple[Station, str]], *, title: str
+    ) -> HttpResponse:
+        response = self.service_page(
+            request,
+            template="admin/masterdata/station/token_issued.html",
+            title=title,
+            issued=issued,
+        )
         add_never_cache_headers(response)  # the only time the token exists outside the device
         return response

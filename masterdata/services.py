@@ -1,5 +1,7 @@
 """Writes to master data."""
 
+from collections.abc import Iterable
+
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -26,6 +28,19 @@ def station_token_revoke(*, station: Station) -> None:
     station.token_prefix = ""
     station.token_rotated_at = timezone.now()
     station.save(update_fields=["token_hash", "token_prefix", "token_rotated_at"])
+
+
+@transaction.atomic
+def station_tokens_rotate(*, stations: Iterable[Station]) -> list[tuple[Station, str]]:
+    """Give each station a new device token, all or none; returns each station with its token."""
+    return [(station, station_token_rotate(station=station)) for station in stations]
+
+
+@transaction.atomic
+def station_tokens_revoke(*, stations: Iterable[Station]) -> None:
+    """Remove the device token of each station, all or none."""
+    for station in stations:
+        station_token_revoke(station=station)
 
 
 ARCHIVABLE_MODELS = (Plant, Line, Product, DefectType)
