@@ -16,7 +16,7 @@ help:
 	@echo "make test    the whole test suite"
 	@echo "make lint    ruff and the migrations check, as CI runs them"
 	@echo "make serve   production server: $(WORKERS) ASGI workers (see README, Deployment)"
-	@echo "make worker  the background task worker (model validation, big exports)"
+	@echo "make worker  the background workers, one per queue group (validation and exports; imports; evaluations and training)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ serve: venv
 		--no-access-log --proxy-headers --timeout-graceful-shutdown 20
 
 worker: venv
-	$(BIN)/python manage.py db_worker --queue-name '*' --no-reload
+	$(BIN)/python manage.py run_workers
 
 clean-demo:
 	rm -rf var/
