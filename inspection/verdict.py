@@ -1,12 +1,20 @@
 """The verdict on a frame from its label scores and the deployment's rules.
 
 Pure functions over plain data, so the arithmetic is tested without a model.
+The verdict itself is ``models_registry.decision``'s (the evaluator simulates
+the line with the same function); this module adds the review it calls for.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from inspection.choices import ReviewReason, ReviewStatus, Verdict
+from inspection.choices import ReviewReason, ReviewStatus
+from models_registry.decision import ALWAYS_REVIEW, DEFECT, LOW_CONFIDENCE, PASS, LineRules, decide
+
+if TYPE_CHECKING:  # plain data here; the deployment is only read
+    from models_registry.models import Deployment
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,7 @@ class DecisionRules:
     edge_recheck_rate: float = 0.0
 
     @classmethod
-    def from_deployment(cls, deployment) -> "DecisionRules":
+    def from_deployment(cls, deployment: "Deployment") -> "DecisionRules":
         mappings = sorted(deployment.version.mappings.all(), key=lambda m: m.index)
         return cls(
             deployment_id=deployment.pk,
@@ -52,14 +60,22 @@ class DecisionRules:
             edge_recheck_rate=deployment.edge_recheck_rate,
         )
 
+    @cached_property
+    def line(self) -> LineRules:
+        """The thresholds as the registry's decision reads them, defect types by id."""
+        return LineRules(
+            meanings=tuple(meaning.defect_type_id for meaning in self.labels),
+            confidence_threshold=self.confidence_threshold,
+            defect_thresholds=self.defect_thresholds,
+            always_review=self.always_review,
+            pass_review_rate=self.pass_review_rate,
+        )
+
     def index_of(self, label: str) -> int | None:
         for index, meaning in enumerate(self.labels):
             if meaning.label == label:
                 return index
         return None
-
-    def threshold_for(self, defect_type_id: int) -> float:
-        return self.defect_thresholds.get(defect_type_id, self.confidence_threshold)
 
 
 @dataclass(frozen=True)
@@ -73,55 +89,43 @@ class Judgement:
     top_k: list[dict]
 
 
+REVIEW_REASONS = {
+    DEFECT: ReviewReason.DEFECT,
+    ALWAYS_REVIEW: ReviewReason.ALWAYS_REVIEW,
+    LOW_CONFIDENCE: ReviewReason.LOW_CONFIDENCE,
+}
+
+
 def judge(
     scores: Sequence[float], rules: DecisionRules, *, sample: float = 1.0, k: int = 3
 ) -> Judgement:
     """Apply the rules to one score per label.
 
-    - A defect label at or above its threshold (checked from the highest
-      score down) fails the frame, or sends it to review if the deployment
-      always reviews that defect type.
-    - Otherwise the no-defect label at the top, at or above the confidence
-      threshold, passes it; ``sample`` below the pass review rate also puts
-      that pass in the review queue (to measure escapes).
-    - Anything else is low confidence: review.
-
-    ``fail`` and ``review`` always wait for an inspector.
+    The verdict is the registry's one rule (``models_registry.decision.decide``:
+    a defect at its threshold fails, or is reviewed if its type always is; a
+    confident no-defect label passes; anything else is review). Here the line
+    adds who looks next: ``fail`` and ``review`` always wait for an inspector,
+    and ``sample`` below the pass review rate puts a pass in the review queue
+    too (to measure escapes).
     """
-    if len(scores) != len(rules.labels):
-        raise ValueError(f"{len(scores)} scores for {len(rules.labels)} labels")
+    decision = decide(scores, rules.line)
     ranked = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
-    top_k = [
-        {"label": rules.labels[i].label, "confidence": round(float(scores[i]), 6)}
-        for i in ranked[:k]
-    ]
-
-    def outcome(index: int, verdict: str, status: str, reason: str) -> Judgement:
-        meaning = rules.labels[index]
-        return Judgement(
-            verdict=verdict,
-            label=meaning.label,
-            defect_type_id=meaning.defect_type_id,
-            confidence=float(scores[index]),
-            review_status=status,
-            review_reason=reason,
-            top_k=top_k,
-        )
-
-    for index in ranked:
-        meaning = rules.labels[index]
-        if meaning.defect_type_id is None:
-            continue
-        if scores[index] >= rules.threshold_for(meaning.defect_type_id):
-            if meaning.defect_type_id in rules.always_review:
-                return outcome(
-                    index, Verdict.REVIEW, ReviewStatus.PENDING, ReviewReason.ALWAYS_REVIEW
-                )
-            return outcome(index, Verdict.FAIL, ReviewStatus.PENDING, ReviewReason.DEFECT)
-
-    top = ranked[0]
-    if rules.labels[top].defect_type_id is None and scores[top] >= rules.confidence_threshold:
-        if sample < rules.pass_review_rate:
-            return outcome(top, Verdict.PASS, ReviewStatus.PENDING, ReviewReason.SAMPLED_PASS)
-        return outcome(top, Verdict.PASS, ReviewStatus.NOT_REQUIRED, ReviewReason.NONE)
-    return outcome(top, Verdict.REVIEW, ReviewStatus.PENDING, ReviewReason.LOW_CONFIDENCE)
+    if decision.verdict != PASS:
+        status, reason = ReviewStatus.PENDING, REVIEW_REASONS[decision.reason]
+    elif sample < rules.pass_review_rate:
+        status, reason = ReviewStatus.PENDING, ReviewReason.SAMPLED_PASS
+    else:
+        status, reason = ReviewStatus.NOT_REQUIRED, ReviewReason.NONE
+    meaning = rules.labels[decision.index]
+    return Judgement(
+        verdict=decision.verdict,
+        label=meaning.label,
+        defect_type_id=meaning.defect_type_id,
+        confidence=float(scores[decision.index]),
+        review_status=status,
+        review_reason=reason,
+        top_k=[
+            {"label": rules.labels[i].label, "confidence": round(float(scores[i]), 6)}
+            for i in ranked[:k]
+        ],
+    )

@@ -25,6 +25,14 @@ class ResizeMode(models.TextChoices):
     CENTER_CROP = "center_crop", "Scale to cover, crop the centre"
 
 
+class ResizeInterpolation(models.TextChoices):
+    """How pixels are resampled to the input size; values as in common.preprocessing."""
+
+    BILINEAR = "bilinear", "Bilinear, antialiased (Pillow; tf.image.resize antialias=True)"
+    BILINEAR_TF = "bilinear_tf", "Bilinear, no antialiasing (tf.image.resize and Keras default)"
+    AREA = "area", "Area average (Pillow box; tf.image.resize method='area')"
+
+
 class ValueScale(models.TextChoices):
     UNIT = "0_1", "0..1"
     SYMMETRIC = "-1_1", "-1..1"

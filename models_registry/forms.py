@@ -6,20 +6,18 @@ from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 
 from masterdata.models import DefectType, Product, Station
-from models_registry.choices import VersionStatus
-from models_registry.models import LabelMapping, MLModel, ModelVersion
-from models_registry.services import label_mappings_check, parse_labels_text
+from models_registry.choices import ResizeInterpolation, VersionStatus
+from models_registry.labels import parse_labels_text
+from models_registry.models import (
+    Deployment,
+    LabelMapping,
+    MLModel,
+    ModelVersion,
+    version_label,
+)
+from models_registry.services import label_mappings_check
 
 NO_DEFECT = "__no_defect__"  # never a defect code: codes start with a letter or digit
-
-
-def add_service_errors(form: forms.BaseForm, error: ValidationError) -> None:
-    """Show a service's ValidationError on the form: on the field it names, else on top."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error.messages)
-        return
-    for field, messages in error.message_dict.items():
-        form.add_error(field if field in form.fields else None, messages)
 
 
 def _unit_interval_field(label: str, initial: float, help_text: str = "") -> forms.FloatField:
@@ -44,6 +42,23 @@ class VersionUploadForm(forms.Form):
         ),
     )
     notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}))
+    resize_interpolation = forms.ChoiceField(
+        choices=ResizeInterpolation.choices,
+        initial=ResizeInterpolation.BILINEAR,
+        help_text="How frames are resampled to the model's input size: what it was trained with.",
+    )
+    jpeg_draft = forms.BooleanField(
+        label="Fast JPEG decoding",
+        required=False,
+        help_text=ModelVersion._meta.get_field("jpeg_draft").help_text,
+    )
+
+    def preprocessing(self) -> dict:
+        """The declared decoding, as version_upload takes it."""
+        return {
+            "resize_interpolation": self.cleaned_data["resize_interpolation"],
+            "jpeg_draft": self.cleaned_data["jpeg_draft"],
+        }
 
     def clean_labels(self) -> list[str] | None:
         text = self.cleaned_data["labels"]
@@ -55,9 +70,24 @@ class VersionUploadForm(forms.Form):
             raise ValidationError(error.messages) from None
 
 
+class VersionLabelsForm(forms.Form):
+    """A version's labels typed again, one per line in output order; validation follows."""
+
+    labels = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10, "cols": 40}),
+        help_text="One per line, in the order of the model's outputs.",
+    )
+
+    def clean_labels(self) -> list[str]:
+        try:
+            return parse_labels_text(self.cleaned_data["labels"])
+        except ValidationError as error:
+            raise ValidationError(error.messages) from None
+
+
 class VersionChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: ModelVersion) -> str:
-        return f"{obj.model.name} v{obj.number}"
+        return version_label(obj.model.name, obj.number)
 
 
 class DeploymentActivateForm(forms.Form):
@@ -90,6 +120,28 @@ class DeploymentActivateForm(forms.Form):
     edge_recheck_rate = _unit_interval_field(
         "Edge recheck rate", 0.0, "Share of edge frames the server classifies again."
     )
+
+
+def deployment_initial(deployment: Deployment | None) -> tuple[dict, list[dict]]:
+    """The activation form's starting values from the deployment a new one replaces.
+
+    A new version keeps the slot's thresholds, always-reviewed types, audit
+    sample and edge re-check unless the engineer changes them; the thresholds
+    formset's rows come second.
+    """
+    if deployment is None:
+        return {}, []
+    fields = {
+        "confidence_threshold": deployment.confidence_threshold,
+        "pass_review_rate": deployment.pass_review_rate,
+        "edge_recheck_rate": deployment.edge_recheck_rate,
+        "always_review": list(deployment.always_review.values_list("pk", flat=True)),
+    }
+    rows = [
+        {"defect_type": row.defect_type_id, "threshold": row.threshold}
+        for row in deployment.defect_thresholds.order_by("defect_type__code")
+    ]
+    return fields, rows
 
 
 class DefectThresholdForm(forms.Form):
@@ -138,7 +190,14 @@ class ModelVersionChangeForm(forms.ModelForm):
 
     class Meta:
         model = ModelVersion
-        fields = ["notes", "resize_mode", "value_scale", "color_mode"]
+        fields = [
+            "notes",
+            "resize_mode",
+            "value_scale",
+            "color_mode",
+            "resize_interpolation",
+            "jpeg_draft",
+        ]
 
 
 class LabelMappingForm(forms.ModelForm):

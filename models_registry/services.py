@@ -1,27 +1,36 @@
-"""Writes to the model registry: uploads, label mappings, deployments."""
+"""Writes to the model registry: uploads, label mappings, deployments.
 
-import hashlib
+Lock order (every write path that locks more than one row takes them in this
+order): the station, then its deployments, then the rows created. Locks are
+``FOR NO KEY UPDATE`` (``select_for_update(no_key=True)``): it serialises the
+writers of a slot but does not conflict with the ``FOR KEY SHARE`` a frame's
+INSERT takes on the station and deployment it references, so a swap never
+waits for frames nor frames for a swap (plain ``FOR UPDATE`` deadlocked
+with them on PostgreSQL). Nothing loads a model inside these transactions.
+"""
+
 from collections.abc import Iterable, Mapping
-from typing import IO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db import IntegrityError, models, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from common.files import delete_on_error
 from masterdata.models import DefectType, Product, Station
+from models_registry.artifacts import artifact_format_for, sha256_and_size
 from models_registry.choices import (
-    ArtifactFormat,
     ColorMode,
     DeploymentAction,
+    ResizeInterpolation,
     ResizeMode,
     ValueScale,
     VersionStatus,
 )
+from models_registry.labels import clean_labels, mapping_revision_bump
 from models_registry.models import (
     DefectThreshold,
     Deployment,
@@ -32,69 +41,7 @@ from models_registry.models import (
 )
 from models_registry.selectors import rollback_target, slots_served_by
 from models_registry.signals import deployment_changed
-
-MAX_LABELS = 1000
-MAX_LABEL_LENGTH = 100
-
-ARTIFACT_SUFFIXES = {
-    ".zip": ArtifactFormat.SAVEDMODEL_ZIP,
-    ".tar.gz": ArtifactFormat.SAVEDMODEL_TAR,
-    ".tgz": ArtifactFormat.SAVEDMODEL_TAR,
-    ".keras": ArtifactFormat.KERAS,
-}
-
-
-def artifact_format_for(filename: str) -> ArtifactFormat:
-    lowered = filename.lower()
-    for suffix, artifact_format in ARTIFACT_SUFFIXES.items():
-        if lowered.endswith(suffix):
-            return artifact_format
-    raise ValidationError(
-        {
-            "artifact": (
-                f"'{filename}' is not a model artifact. Upload a SavedModel directory as "
-                ".zip or .tar.gz, or a Keras model as .keras."
-            )
-        }
-    )
-
-
-def clean_labels(labels: Iterable[str]) -> list[str]:
-    """Labels as a model's outputs are named: non-empty, unique, one line each."""
-    cleaned = [str(label).strip() for label in labels]
-    cleaned = [label for label in cleaned if label]
-    if not cleaned:
-        raise ValidationError({"labels": "Give at least one label, one per line."})
-    if len(cleaned) > MAX_LABELS:
-        raise ValidationError({"labels": f"At most {MAX_LABELS} labels are supported."})
-    too_long = [label for label in cleaned if len(label) > MAX_LABEL_LENGTH]
-    if too_long:
-        raise ValidationError(
-            {"labels": f"Label '{too_long[0][:40]}…' is longer than {MAX_LABEL_LENGTH} characters."}
-        )
-    duplicates = sorted({label for label in cleaned if cleaned.count(label) > 1})
-    if duplicates:
-        raise ValidationError(
-            {"labels": f"Labels must be unique; repeated: {', '.join(duplicates)}."}
-        )
-    return cleaned
-
-
-def parse_labels_text(text: str) -> list[str]:
-    """Labels from a ``labels.txt`` (one per line) or a comma-separated field."""
-    separator = "\n" if "\n" in text.strip() else ","
-    return clean_labels(text.split(separator))
-
-
-def _sha256_and_size(stream: IO[bytes]) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    stream.seek(0)
-    for chunk in iter(lambda: stream.read(1024 * 1024), b""):
-        digest.update(chunk)
-        size += len(chunk)
-    stream.seek(0)
-    return digest.hexdigest(), size
+from models_registry.validation.listing import artifact_listing_check
 
 
 def model_create(*, name: str, description: str = "") -> MLModel:
@@ -116,14 +63,18 @@ def version_upload(
     labels: Iterable[str] | None = None,
     notes: str = "",
     uploaded_by: AbstractBaseUser | None = None,
+    resize_interpolation: str = ResizeInterpolation.BILINEAR,
+    jpeg_draft: bool = False,
 ) -> ModelVersion:
     """Store an uploaded artifact as the model's next version and queue its validation.
 
     Labels given here win over a ``labels.txt`` in the archive; without either,
-    validation marks the version invalid.
+    validation marks the version invalid. A version decodes JPEGs in full
+    (the exact path) unless ``jpeg_draft`` says it was trained otherwise.
     """
+    _check_choice("resize_interpolation", resize_interpolation, ResizeInterpolation)
     artifact_format = artifact_format_for(artifact.name or "")
-    sha256, size = _sha256_and_size(artifact)
+    sha256, size = sha256_and_size(artifact)
     if size == 0:
         raise ValidationError({"artifact": "The uploaded file is empty."})
     limit = settings.LINESIGHT["MAX_ARTIFACT_BYTES"]
@@ -131,6 +82,7 @@ def version_upload(
         raise ValidationError(
             {"artifact": f"The artifact is {size:,} bytes; the limit is {limit:,} bytes."}
         )
+    artifact_listing_check(artifact=artifact, artifact_format=artifact_format)
     cleaned_labels = clean_labels(labels) if labels is not None else []
 
     version = ModelVersion(
@@ -142,12 +94,14 @@ def version_upload(
         notes=notes,
         uploaded_by=uploaded_by,
         status=VersionStatus.UPLOADED,
+        resize_interpolation=resize_interpolation,
+        jpeg_draft=bool(jpeg_draft),
     )
     filename = artifact.name.replace("\\", "/").rsplit("/", 1)[-1]
     version.artifact.save(filename, artifact, save=False)
     with delete_on_error(version.artifact.storage, version.artifact.name), transaction.atomic():
         # Lock the model so two uploads never take the same number.
-        MLModel.objects.select_for_update().filter(pk=model.pk).first()
+        MLModel.objects.select_for_update(no_key=True).filter(pk=model.pk).first()
         latest = model.versions.aggregate(latest=Max("number"))["latest"] or 0
         version.number = latest + 1
         version.save()
@@ -180,6 +134,20 @@ def version_request_validation(*, version: ModelVersion) -> None:
             status=VersionStatus.UPLOADED, status_reason=""
         )
         transaction.on_commit(lambda: enqueue_validation(version))
+
+
+def version_labels_replace(*, version: ModelVersion, labels: Iterable[str]) -> ModelVersion:
+    """Give a version new labels (in output order) and validate it again: no new upload.
+
+    For a version made invalid by its labels (a wrong count, a wrong order).
+    Refused while it serves, as any re-validation is.
+    """
+    cleaned = clean_labels(labels)
+    with transaction.atomic():
+        ModelVersion.objects.filter(pk=version.pk).update(labels=cleaned)
+        version_request_validation(version=version)  # refuses, and undoes the labels, if serving
+    version.refresh_from_db()
+    return version
 
 
 def _plan_mapping(
@@ -259,10 +227,7 @@ def label_mappings_update(
                 row.defect_type = wanted[label]
                 row.no_defect = wanted[label] is None
                 row.save(update_fields=["defect_type", "no_defect"])
-            # Workers cache decision rules per deployment and mapping revision.
-            ModelVersion.objects.filter(pk=version.pk).update(
-                mapping_revision=F("mapping_revision") + 1
-            )
+            mapping_revision_bump(version=version)
     return sorted(rows.values(), key=lambda row: row.index)
 
 
@@ -273,24 +238,31 @@ def version_update(
     resize_mode: str | None = None,
     value_scale: str | None = None,
     color_mode: str | None = None,
+    resize_interpolation: str | None = None,
+    jpeg_draft: bool | None = None,
 ) -> ModelVersion:
     """Change a version's notes or its declared preprocessing (``None`` keeps a value).
 
-    On a deployed version new preprocessing applies from its stations' next
-    frame: the runtime's cache key includes it.
+    On a deployed version new resize mode, value scale or colour mode apply
+    from its stations' next frame (the runtime's cache key includes them).
+    How frames are decoded and resampled changes only while the version
+    serves nowhere: it changes verdicts in ways only an evaluation shows.
     """
     preprocessing = {
         "resize_mode": (resize_mode, ResizeMode),
         "value_scale": (value_scale, ValueScale),
         "color_mode": (color_mode, ColorMode),
+        "resize_interpolation": (resize_interpolation, ResizeInterpolation),
+        "jpeg_draft": (None if jpeg_draft is None else bool(jpeg_draft), None),
     }
     changed_fields = []
     for field, (value, choices) in preprocessing.items():
         if value is None or value == getattr(version, field):
             continue
-        if value not in choices.values:
-            raise ValidationError({field: f"'{value}' is not one of {', '.join(choices.values)}."})
+        if choices is not None:
+            _check_choice(field, value, choices)
         changed_fields.append(field)
+    _check_decoding_change(version, changed_fields)
     for field in changed_fields:
         setattr(version, field, preprocessing[field][0])
     if notes is not None and notes != version.notes:
@@ -299,6 +271,23 @@ def version_update(
     if changed_fields:
         version.save(update_fields=changed_fields)
     return version
+
+
+def _check_choice(field: str, value: str, choices: type[models.TextChoices]) -> None:
+    if value not in choices.values:
+        raise ValidationError({field: f"'{value}' is not one of {', '.join(choices.values)}."})
+
+
+def _check_decoding_change(version: ModelVersion, changed_fields: list[str]) -> None:
+    decoding = [f for f in changed_fields if f in ("resize_interpolation", "jpeg_draft")]
+    slots = slots_served_by(version=version) if decoding else []
+    if slots:
+        raise ValidationError(
+            {
+                decoding[0]: f"{version} serves {', '.join(slots)}; change how it decodes and "
+                "resizes frames only while it serves nowhere, and evaluate it again."
+            }
+        )
 
 
 def _check_deployable(*, version: ModelVersion, station: Station, product: Product | None) -> None:
@@ -335,6 +324,11 @@ def _check_rate(name: str, value: float) -> float:
     return value
 
 
+def _lock_station(station_id: int) -> None:
+    """Serialise deployment changes of a station (first in the lock order; see the top)."""
+    Station.objects.select_for_update(no_key=True).filter(pk=station_id).first()
+
+
 def _switch_to(
     *,
     station: Station,
@@ -345,7 +339,7 @@ def _switch_to(
 ) -> Deployment:
     """Make ``target`` the active deployment of its slot, inside the caller's transaction."""
     current = (
-        Deployment.objects.select_for_update()
+        Deployment.objects.select_for_update(no_key=True)
         .filter(station=station, product=product, is_active=True)
         .exclude(pk=target.pk)
         .first()
@@ -399,7 +393,7 @@ def deployment_activate(
         for defect_type, value in (defect_thresholds or {}).items()
     }
     with transaction.atomic():
-        Station.objects.select_for_update().filter(pk=station.pk).first()
+        _lock_station(station.pk)
         deployment = Deployment.objects.create(
             station=station,
             product=product,
@@ -430,7 +424,7 @@ def deployment_reactivate(
         version=deployment.version, station=deployment.station, product=deployment.product
     )
     with transaction.atomic():
-        Station.objects.select_for_update().filter(pk=deployment.station_id).first()
+        _lock_station(deployment.station_id)
         deployment.refresh_from_db(fields=["is_active"])
         if deployment.is_active:
             return deployment
@@ -448,7 +442,7 @@ def deployment_rollback(
 ) -> Deployment:
     """Re-activate the deployment that served before the current one."""
     with transaction.atomic():
-        Station.objects.select_for_update().filter(pk=station.pk).first()
+        _lock_station(station.pk)
         current = Deployment.objects.filter(
             station=station, product=product, is_active=True
         ).first()
@@ -475,7 +469,8 @@ def deployment_rollback(
 def deployment_deactivate(*, deployment: Deployment, by: AbstractBaseUser | None = None) -> None:
     """Stop serving a slot: its frames are refused until something is activated again."""
     with transaction.atomic():
-        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        _lock_station(deployment.station_id)
+        locked = Deployment.objects.select_for_update(no_key=True).get(pk=deployment.pk)
         if not locked.is_active:
             return
         locked.is_active = False

@@ -4,7 +4,8 @@ One loaded classifier per version per process, loaded and warmed before it
 serves its first frame (at start-up, on a deployment change, or — if a frame
 is faster than both — by that frame, which then waits for the complete load).
 A version re-validated since it was loaded is loaded again; versions no
-longer deployed are released.
+longer deployed are released. Loading itself is the registry's
+(``models_registry.runtime``): the evaluator loads through the same runtime.
 """
 
 import logging
@@ -12,22 +13,30 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from django.conf import settings
-from django.utils.module_loading import import_string
 
 from common.preprocessing import Frame, Preprocessing, model_input
-from inspection.runtime.base import Classifier, Runtime, RuntimeLoadError
+from models_registry.runtime import (
+    Classifier,
+    Prediction,
+    Runtime,
+    RuntimeLoadError,
+    configured_runtime,
+)
+
+if TYPE_CHECKING:  # the runtime is imported by device-side code too, before any app loads
+    from models_registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
 WARMUP_RUNS = 3
 
-__all__ = ["LoadedModel", "ModelCache", "RuntimeLoadError", "model_cache"]
+__all__ = ["LoadedModel", "ModelCache", "Prediction", "RuntimeLoadError", "model_cache"]
 
 
-def cache_key(version) -> tuple:
+def cache_key(version: "ModelVersion") -> tuple:
     """Changes whenever validation produced new serving artifacts for the version."""
     return (
         version.pk,
@@ -38,6 +47,8 @@ def cache_key(version) -> tuple:
         version.resize_mode,
         version.value_scale,
         version.color_mode,
+        version.resize_interpolation,
+        version.jpeg_draft,
     )
 
 
@@ -54,8 +65,10 @@ class LoadedModel:
     def kind(self) -> str:
         return self.classifier.kind
 
-    def classify(self, frame: Frame) -> np.ndarray:
-        return self.classifier.classify(model_input(frame, self.preprocessing))
+    def classify(self, frame: Frame) -> Prediction:
+        """The version's prediction for ``frame``, preprocessed as the version declares."""
+        scores = self.classifier.classify(model_input(frame, self.preprocessing))
+        return Prediction(labels=self.labels, scores=scores)
 
 
 class ModelCache:
@@ -65,7 +78,7 @@ class ModelCache:
         self._guard = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
 
-    def get(self, version) -> LoadedModel:
+    def get(self, version: "ModelVersion") -> LoadedModel:
         """The loaded model of ``version``, loading and warming it first if needed."""
         key = cache_key(version)
         model = self._models.get(version.pk)
@@ -82,7 +95,7 @@ class ModelCache:
             self._loading.pop(key, None)
         return model
 
-    def _load(self, version, key: tuple) -> LoadedModel:
+    def _load(self, version: "ModelVersion", key: tuple) -> LoadedModel:
         started = time.perf_counter()
         if version.status != "ready":
             raise RuntimeLoadError(f"{version} is {version.status}, not ready.")
@@ -125,6 +138,5 @@ class ModelCache:
 
 @cache
 def model_cache() -> ModelCache:
-    """This process's cache, with the runtime named in settings (resolved once)."""
-    runtime_class = import_string(settings.LINESIGHT["RUNTIME"])
-    return ModelCache(runtime_class())
+    """This process's cache, over the runtime named in settings."""
+    return ModelCache(configured_runtime())

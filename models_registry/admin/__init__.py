@@ -5,6 +5,22 @@ admin autodiscovers ``models_registry.admin``. Pages that make rows through a
 service use common.admin_forms; their HTML is in templates/admin/models_registry/.
 """
 
-from models_registry.admin import deployment, history, mlmodel, version
+from models_registry.admin import (
+    dataset,
+    deployment,
+    evaluation,
+    history,
+    mlmodel,
+    training,
+    version,
+)
 
-__all__ = ["deployment", "history", "mlmodel", "version"]
+__all__ = [
+    "dataset",
+    "deployment",
+    "evaluation",
+    "history",
+    "mlmodel",
+    "training",
+    "version",
+]

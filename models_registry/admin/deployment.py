@@ -4,14 +4,24 @@ configurations that actions switch between."""
 from functools import partial
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from common.admin_forms import ServiceAdminMixin, admin_change_url
+from common.templatetags.linesight_format import percent, when
+from masterdata.models import Station
 from models_registry import selectors, services
-from models_registry.forms import DefectThresholdFormSet, DeploymentActivateForm
+from models_registry.choices import VersionStatus
+from models_registry.forms import (
+    DefectThresholdFormSet,
+    DeploymentActivateForm,
+    deployment_initial,
+)
 from models_registry.models import Deployment, DeploymentHistory, ModelVersion
 
 ACTIVATE_PERMISSION = "models_registry.add_deployment"
@@ -27,17 +37,28 @@ def serving_slots(version: ModelVersion) -> str:
     return ", ".join(selectors.slots_served_by(version=version))
 
 
+def not_ready_message(version: ModelVersion) -> str:
+    """Why a version cannot be deployed yet, in the words its page uses."""
+    status = version.get_status_display().lower()
+    if version.status == VersionStatus.INVALID:
+        return (
+            f"{version} is invalid, so it cannot be deployed: {version.status_reason} "
+            "Fix it (e.g. replace its labels) and validate it again."
+        )
+    return f"{version} is {status}; it can be deployed once validation has made it ready."
+
+
 @admin.register(Deployment)
 class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = (
         "station",
         "product",
         "version",
-        "confidence_threshold",
+        "confidence",
         "is_active",
-        "activated_at",
+        "activated",
         "activated_by",
-        "deactivated_at",
+        "deactivated",
     )
     list_filter = ("is_active", "station", "version__model")
     list_select_related = ("station", "product", "version__model", "activated_by")
@@ -47,16 +68,15 @@ class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "station",
         "product_or_all",
         "version_link",
-        "confidence_threshold",
+        "confidence",
         "thresholds",
         "always_review_codes",
-        "pass_review_rate",
-        "edge_recheck_rate",
+        "pass_review",
+        "edge_recheck",
         "is_active",
-        "activated_at",
+        "activated",
         "activated_by",
-        "deactivated_at",
-        "created_at",
+        "deactivated",
         "slot_history",
     )
     readonly_fields = fields
@@ -69,6 +89,28 @@ class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def has_activate_permission(self, request) -> bool:
         return request.user.has_perm(ACTIVATE_PERMISSION)
+
+    change_form_template = "admin/models_registry/deployment/change_form.html"
+
+    @admin.display(description="confidence threshold", ordering="confidence_threshold")
+    def confidence(self, obj: Deployment) -> str:
+        return percent(obj.confidence_threshold)
+
+    @admin.display(description="pass review rate (audit sample)")
+    def pass_review(self, obj: Deployment) -> str:
+        return percent(obj.pass_review_rate)
+
+    @admin.display(description="edge re-check rate")
+    def edge_recheck(self, obj: Deployment) -> str:
+        return percent(obj.edge_recheck_rate)
+
+    @admin.display(description="activated", ordering="activated_at")
+    def activated(self, obj: Deployment) -> str:
+        return when(obj.activated_at)
+
+    @admin.display(description="deactivated", ordering="deactivated_at")
+    def deactivated(self, obj: Deployment) -> str:
+        return when(obj.deactivated_at)
 
     @admin.display(description="product")
     def product_or_all(self, obj: Deployment) -> str:
@@ -107,11 +149,14 @@ class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 **form.cleaned_data, defect_thresholds=thresholds.thresholds(), by=request.user
             )
 
+        initial = {key: request.GET.get(key) for key in ("station", "product", "version")}
+        replaced = self._replaced(initial["station"], initial["product"])
+        fields, rows = deployment_initial(replaced)
         return self.service_add_view(
             request,
             form_class=DeploymentActivateForm,
-            initial={key: request.GET.get(key) for key in ("station", "product", "version")},
-            formsets={"thresholds": DefectThresholdFormSet},
+            initial={**initial, **fields},
+            formsets={"thresholds": partial(DefectThresholdFormSet, initial=rows)},
             create=activate,
             success=lambda deployment: (
                 f"{deployment.version} now serves {slot_name(deployment)}; its next frame is "
@@ -119,7 +164,110 @@ class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
             ),
             template="admin/models_registry/deployment/activate.html",
             title="Deploy a model version",
+            replaced=replaced,
+            version_refusal=self._version_refusal(initial["version"]),
         )
+
+    @staticmethod
+    def _replaced(station_id: str | None, product_id: str | None) -> Deployment | None:
+        """The deployment a new one would replace: the slot's, else the station's own."""
+        if not (station_id or "").isdigit():
+            return None
+        active = Deployment.objects.filter(station_id=station_id, is_active=True).select_related(
+            "version__model", "station"
+        )
+        if (product_id or "").isdigit():
+            slot = active.filter(product_id=product_id).first()
+            if slot is not None:
+                return slot
+        return active.filter(product__isnull=True).first()
+
+    @staticmethod
+    def _version_refusal(version_id: str | None) -> str:
+        """Why the version asked for (from its page or list) is not offered, or ''."""
+        if not (version_id or "").isdigit():
+            return ""
+        version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
+        if version is None or version.status == VersionStatus.READY:
+            return ""
+        return not_ready_message(version)
+
+    # Roll back: from a deployment's page, a station's page, or the list
+
+    def get_urls(self):
+        return [
+            path(
+                "station/<int:station_id>/rollback/",
+                self.admin_site.admin_view(self.station_rollback_view),
+                name="models_registry_deployment_station_rollback",
+            ),
+            path(
+                "<path:object_id>/rollback/",
+                self.admin_site.admin_view(self.rollback_view),
+                name="models_registry_deployment_rollback",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _confirm_rollback(
+        self, request: HttpRequest, deployments: list[Deployment], done_url: str, title: str
+    ) -> HttpResponse:
+        if not self.has_activate_permission(request):
+            raise PermissionDenied
+        targets = [(d, selectors.rollback_target(current=d)) for d in deployments]
+
+        def roll_back_all(objects) -> None:
+            for deployment in objects:
+                self._roll_back(request, deployment)
+
+        return self.confirm_then_apply(
+            request,
+            deployments,
+            apply=roll_back_all,
+            title=title,
+            template="admin/models_registry/deployment/rollback_confirm.html",
+            done_url=done_url,
+            targets=targets,
+        )
+
+    def rollback_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        deployment = get_object_or_404(
+            Deployment.objects.select_related("station", "product", "version__model"),
+            pk=object_id,
+        )
+        current = Deployment.objects.filter(
+            station=deployment.station, product=deployment.product, is_active=True
+        ).select_related("station", "product", "version__model")
+        return self._confirm_rollback(
+            request,
+            list(current),
+            reverse("admin:models_registry_deployment_changelist"),
+            f"Roll back {slot_name(deployment)}",
+        )
+
+    def station_rollback_view(self, request: HttpRequest, station_id: int) -> HttpResponse:
+        station = get_object_or_404(Station, pk=station_id)
+        current = Deployment.objects.filter(station=station, is_active=True).select_related(
+            "station", "product", "version__model"
+        )
+        return self._confirm_rollback(
+            request,
+            list(current),
+            reverse("admin:masterdata_station_change", args=[station.pk]),
+            f"Roll back {station.code}",
+        )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not add:
+            context.update(
+                can_roll_back=obj.is_active and self.has_activate_permission(request),
+                rollback_url=reverse("admin:models_registry_deployment_rollback", args=[obj.pk]),
+                redeploy_url=(
+                    f"{reverse('admin:models_registry_deployment_add')}?station={obj.station_id}"
+                    + (f"&product={obj.product_id}" if obj.product_id else "")
+                ),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # Switching between configurations
 

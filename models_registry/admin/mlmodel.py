@@ -1,11 +1,13 @@
-"""Models: a name and its versions, newest first, with where each one serves."""
+"""Models: a name and its versions as a timeline, newest first: what served where, and when."""
+
+from collections import defaultdict
 
 from django.contrib import admin
 from django.db.models import Count, Max
 from django.template.loader import render_to_string
 
 from models_registry import selectors
-from models_registry.models import MLModel
+from models_registry.models import Deployment, MLModel
 
 
 @admin.register(MLModel)
@@ -37,8 +39,15 @@ class MLModelAdmin(admin.ModelAdmin):
     def versions_table(self, obj: MLModel) -> str:
         if obj.pk is None:
             return "—"
+        served: dict[int, list[Deployment]] = defaultdict(list)
+        for deployment in (
+            Deployment.objects.filter(version__model=obj, activated_at__isnull=False)
+            .select_related("station", "product")
+            .order_by("-activated_at")
+        ):
+            served[deployment.version_id].append(deployment)
         versions = [
-            (version, ", ".join(selectors.slots_served_by(version=version)))
+            (version, ", ".join(selectors.slots_served_by(version=version)), served[version.pk])
             for version in selectors.version_list(model=obj)
         ]
         return render_to_string(

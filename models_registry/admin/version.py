@@ -5,24 +5,35 @@ from functools import partial
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
-from common.admin_forms import ServiceAdminMixin, admin_change_url
+from common.admin_forms import ServiceAdminMixin, add_service_errors, admin_change_url
+from common.templatetags.linesight_format import bytesize, ms, seconds, sig, when
 from models_registry import services
-from models_registry.admin.deployment import ACTIVATE_PERMISSION, serving_slots
-from models_registry.choices import VersionStatus
+from models_registry.admin.deployment import (
+    ACTIVATE_PERMISSION,
+    not_ready_message,
+    serving_slots,
+)
+from models_registry.admin.evaluation import version_evaluations
+from models_registry.choices import ArtifactFormat, VersionStatus
 from models_registry.forms import (
     LabelMappingForm,
     LabelMappingFormSet,
     ModelVersionChangeForm,
+    VersionLabelsForm,
     VersionUploadForm,
 )
 from models_registry.models import LabelMapping, ModelVersion
+from models_registry.validation.jobs import validation_jobs
+from models_registry.validation.progress import PENDING, STEP_NAMES, planned_steps
 
 VALIDATE_PERMISSION = "models_registry.change_modelversion"
 PREPROCESSING_FIELDS = ("resize_mode", "value_scale", "color_mode")
@@ -32,6 +43,36 @@ EDITABLE_FIELDS = ("notes", *PREPROCESSING_FIELDS)
 def deploy_url(version: ModelVersion) -> str:
     """The activation form with this version chosen."""
     return f"{reverse('admin:models_registry_deployment_add')}?version={version.pk}"
+
+
+def validation_state(version: ModelVersion) -> dict:
+    """Where the version's validation stands, step by step, for its page and its poll."""
+    running = version.status in (VersionStatus.UPLOADED, VersionStatus.VALIDATING)
+    job = validation_jobs(version).first()
+    # An uploaded (queued) version's last job, if any, is an earlier run's.
+    steps = job.result.get("steps") if job and version.status != VersionStatus.UPLOADED else None
+    if not steps and running:
+        keras = version.artifact_format == ArtifactFormat.KERAS
+        steps = [
+            {"key": key, "name": STEP_NAMES[key], "state": PENDING, "seconds": None}
+            for key in planned_steps(keras=keras)
+        ]
+    message = {
+        VersionStatus.UPLOADED: "Queued: waiting for the validation worker.",
+        VersionStatus.VALIDATING: (job.message if job else "") or "Validating…",
+    }.get(version.status, "")
+    return {
+        "status": version.status,
+        "status_display": version.get_status_display(),
+        "reason": version.status_reason,
+        "running": running,
+        "message": message,
+        "took": seconds(version.validation_seconds) if version.validation_seconds else "",
+        "steps": [
+            {**step, "time": seconds(step["seconds"]) if step.get("seconds") is not None else ""}
+            for step in steps or []
+        ],
+    }
 
 
 class LabelMappingInline(admin.TabularInline):
@@ -58,12 +99,12 @@ class ModelVersionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     inlines = [LabelMappingInline]
     list_display = (
         "__str__",
-        "status",
+        "status_column",
         "mapped",
         "serving_runtime",
-        "warmup_latency_ms",
+        "latency",
         "serves",
-        "uploaded_at",
+        "uploaded",
     )
     list_filter = ("status", "model", "serving_runtime")
     list_select_related = ("model", "uploaded_by")
@@ -74,7 +115,15 @@ class ModelVersionAdmin(ServiceAdminMixin, admin.ModelAdmin):
         (None, {"fields": ("model", "number", "status_with_reason", "notes")}),
         (
             "Artifact",
-            {"fields": ("artifact_format", "sha256", "size_bytes", "uploaded_by", "uploaded_at")},
+            {
+                "fields": (
+                    "artifact_format",
+                    "sha256",
+                    "size_shown",
+                    "uploaded_by",
+                    "uploaded_at_shown",
+                )
+            },
         ),
         (
             "Serving signature (read by validation)",
@@ -103,11 +152,11 @@ class ModelVersionAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 "fields": (
                     "serving_runtime",
                     "serving_runtime_reason",
-                    "tflite_max_abs_diff",
-                    "warmup_latency_ms",
-                    "tflite_latency_ms",
-                    "validation_seconds",
-                    "validated_at",
+                    "tflite_max_abs_diff_shown",
+                    "warmup_latency_shown",
+                    "tflite_latency_shown",
+                    "validation_seconds_shown",
+                    "validated_at_shown",
                 )
             },
         ),
@@ -131,6 +180,56 @@ class ModelVersionAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("mappings")
+
+    @admin.display(description="status", ordering="status")
+    def status_column(self, obj: ModelVersion) -> str:
+        """The status; an invalid version's reason beside it (in full on hover)."""
+        if obj.status != VersionStatus.INVALID or not obj.status_reason:
+            return obj.get_status_display()
+        return format_html(
+            '{} <span class="version-reason" title="{}">— {}</span>',
+            obj.get_status_display(),
+            obj.status_reason,
+            Truncator(obj.status_reason).chars(140),
+        )
+
+    @admin.display(description="latency", ordering="warmup_latency_ms")
+    def latency(self, obj: ModelVersion) -> str:
+        """What a frame costs as it is served: TFLite's latency when TFLite serves."""
+        tflite = obj.serving_runtime == "tflite" and obj.tflite_latency_ms is not None
+        return ms(obj.tflite_latency_ms if tflite else obj.warmup_latency_ms)
+
+    @admin.display(description="uploaded", ordering="uploaded_at")
+    def uploaded(self, obj: ModelVersion) -> str:
+        return when(obj.uploaded_at)
+
+    @admin.display(description="uploaded at")
+    def uploaded_at_shown(self, obj: ModelVersion) -> str:
+        return when(obj.uploaded_at, "seconds")
+
+    @admin.display(description="size")
+    def size_shown(self, obj: ModelVersion) -> str:
+        return f"{bytesize(obj.size_bytes)} ({obj.size_bytes:,} bytes)"
+
+    @admin.display(description="TFLite max abs diff")
+    def tflite_max_abs_diff_shown(self, obj: ModelVersion) -> str:
+        return sig(obj.tflite_max_abs_diff)
+
+    @admin.display(description="warm-up latency (SavedModel)")
+    def warmup_latency_shown(self, obj: ModelVersion) -> str:
+        return ms(obj.warmup_latency_ms)
+
+    @admin.display(description="TFLite latency")
+    def tflite_latency_shown(self, obj: ModelVersion) -> str:
+        return ms(obj.tflite_latency_ms)
+
+    @admin.display(description="validation took")
+    def validation_seconds_shown(self, obj: ModelVersion) -> str:
+        return seconds(obj.validation_seconds)
+
+    @admin.display(description="validated at")
+    def validated_at_shown(self, obj: ModelVersion) -> str:
+        return when(obj.validated_at, "seconds")
 
     @admin.display(description="status")
     def status_with_reason(self, obj: ModelVersion) -> str:
@@ -227,8 +326,55 @@ class ModelVersionAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(require_POST(self.validate_view)),
                 name="models_registry_modelversion_validate",
             ),
+            path(
+                "<path:object_id>/validation/",
+                self.admin_site.admin_view(self.validation_view),
+                name="models_registry_modelversion_validation",
+            ),
+            path(
+                "<path:object_id>/labels/",
+                self.admin_site.admin_view(self.labels_view),
+                name="models_registry_modelversion_labels",
+            ),
             *super().get_urls(),
         ]
+
+    def validation_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The validation's state as JSON: the version page polls it while it runs."""
+        version = get_object_or_404(ModelVersion, pk=object_id)
+        if not self.has_view_permission(request, version):
+            raise PermissionDenied
+        return JsonResponse(validation_state(version))
+
+    def labels_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Replace the labels (output order) and validate again, without a new upload."""
+        version = get_object_or_404(ModelVersion.objects.select_related("model"), pk=object_id)
+        if not self.has_validate_permission(request):
+            raise PermissionDenied
+        initial = {"labels": "\n".join(version.labels or [])}
+        form = VersionLabelsForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.version_labels_replace(version=version, labels=form.cleaned_data["labels"])
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                self.log_change(request, version, "Labels replaced; validation requested.")
+                self.message_user(
+                    request,
+                    f"{version} has new labels; validation is queued.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(admin_change_url(version))
+        return self.service_page(
+            request,
+            template="admin/models_registry/modelversion/labels.html",
+            title=f"Replace the labels of {version}",
+            form=form,
+            version=version,
+            version_url=admin_change_url(version),
+            has_errors=bool(form.errors),
+        )
 
     def _request_validation(self, request: HttpRequest, version: ModelVersion) -> bool:
         if not self.call_service(
@@ -260,7 +406,11 @@ class ModelVersionAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Choose exactly one version to deploy.", messages.ERROR)
             return None
-        return HttpResponseRedirect(deploy_url(queryset.get()))
+        version = queryset.select_related("model").get()
+        if version.status != VersionStatus.READY:
+            self.message_user(request, not_ready_message(version), messages.ERROR)
+            return None
+        return HttpResponseRedirect(deploy_url(version))
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
@@ -269,6 +419,13 @@ class ModelVersionAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 can_deploy=self.has_activate_permission(request)
                 and obj.status == VersionStatus.READY,
                 validate_url=reverse("admin:models_registry_modelversion_validate", args=[obj.pk]),
+                validation_url=reverse(
+                    "admin:models_registry_modelversion_validation", args=[obj.pk]
+                ),
+                labels_url=reverse("admin:models_registry_modelversion_labels", args=[obj.pk]),
+                validation=validation_state(obj),
+                serves_now=serving_slots(obj),
+                version_evaluations=version_evaluations(request, obj),
                 deploy_url=deploy_url(obj),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)

@@ -9,8 +9,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from common.api import StrictCharField
 from masterdata.models import DefectType, Product, Station
-from models_registry.choices import ServingRuntime
+from models_registry.choices import ResizeInterpolation, ServingRuntime
 from models_registry.models import (
     DefectThreshold,
     Deployment,
@@ -35,10 +36,10 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class ModelCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(
+    name = StrictCharField(
         max_length=50, help_text="Letters, digits, '.', '-' or '_'; used in URLs."
     )
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = StrictCharField(required=False, allow_blank=True, default="")
 
 
 class ModelSerializer(serializers.ModelSerializer):
@@ -108,6 +109,17 @@ class VersionUploadSerializer(serializers.Serializer):
         ),
     )
     notes = serializers.CharField(required=False, allow_blank=True, default="")
+    resize_interpolation = serializers.ChoiceField(
+        choices=ResizeInterpolation.choices,
+        default=ResizeInterpolation.BILINEAR,
+        help_text="How frames are resampled to the input size; choose what the model was "
+        "trained with (Keras' image_dataset_from_directory: bilinear_tf).",
+    )
+    jpeg_draft = serializers.BooleanField(
+        default=False,
+        help_text="Allow reduced-scale JPEG decoding (faster, not the full decode). Leave it "
+        "off unless the model was trained on frames decoded that way.",
+    )
 
 
 class LabelMappingSerializer(serializers.ModelSerializer):
@@ -137,7 +149,7 @@ class SignatureSerializer(serializers.ModelSerializer):
 class PreprocessingSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
-        fields = ["resize_mode", "value_scale", "color_mode"]
+        fields = ["resize_mode", "value_scale", "color_mode", "resize_interpolation", "jpeg_draft"]
 
 
 class ServingSerializer(serializers.ModelSerializer):

@@ -29,6 +29,7 @@ from models_registry.api.serializers import (
     VersionSerializer,
     VersionUploadSerializer,
 )
+from models_registry.labels import parse_labels_text
 from models_registry.models import MLModel, ModelVersion
 
 TAG_MODELS = "model registry"
@@ -172,13 +173,15 @@ class VersionListView(RegistryView):
         data = serializer.validated_data
         labels = data.get("labels")
         if isinstance(labels, str):
-            labels = services.parse_labels_text(labels) if labels.strip() else None
+            labels = parse_labels_text(labels) if labels.strip() else None
         version = services.version_upload(
             model=model,
             artifact=data["artifact"],
             labels=labels,
             notes=data["notes"],
             uploaded_by=request.user,
+            resize_interpolation=data["resize_interpolation"],
+            jpeg_draft=data["jpeg_draft"],
         )
         body = VersionSerializer(
             selectors.version_by_number(model_name=model.name, number=version.number),

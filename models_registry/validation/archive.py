@@ -153,7 +153,9 @@ def _zip_entry_kind(info: zipfile.ZipInfo) -> str:
     return "device"
 
 
-def _check_zip_entries(infos: list[zipfile.ZipInfo], limits: ArchiveLimits, budget: _Budget):
+def _check_zip_entries(
+    infos: list[zipfile.ZipInfo], limits: ArchiveLimits, budget: _Budget
+) -> None:
     _check_entry_count(len(infos), limits)
     for info in infos:
         _safe_parts(info.filename)
@@ -269,33 +271,87 @@ def unpack_tar_gz(archive: Path, root: Path, limits: ArchiveLimits) -> None:
                 _copy(source, target, budget, member.name)
     except ModelRejected:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as error:
-        raise ModelRejected(
-            f"The archive is not a readable .tar.gz ({error or type(error).__name__}); it may be "
-            "corrupt or truncated. Upload it again."
-        ) from None
+    except TAR_ERRORS as error:
+        raise _unreadable_tar(error) from None
+
+
+TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError)
+
+
+def _unreadable_tar(error: BaseException) -> ModelRejected:
+    return ModelRejected(
+        f"The archive is not a readable .tar.gz ({error or type(error).__name__}); it may be "
+        "corrupt or truncated. Upload it again."
+    )
+
+
+def _listed(parts: tuple[str, ...], is_dir: bool) -> str:
+    """An entry as listings name it: its relative path, a folder with a trailing '/'."""
+    return "/".join(parts) + ("/" if is_dir else "")
+
+
+def zip_listing(archive: Path, limits: ArchiveLimits) -> list[str]:
+    """The entries of a zip, checked as unpack_zip checks them, without unpacking a byte."""
+    budget = _Budget(limits, archive.stat().st_size, "archive")
+    with _open_zip(archive, "archive") as bundle:
+        infos = bundle.infolist()
+        _check_zip_entries(infos, limits, budget)
+    listed = ((_safe_parts(info.filename), _zip_entry_kind(info) == "dir") for info in infos)
+    return [_listed(parts, is_dir) for parts, is_dir in listed if parts]
+
+
+def tar_gz_listing(archive: Path, limits: ArchiveLimits) -> list[str]:
+    """The entries of a .tar.gz, read in one bounded streaming pass (nothing is written)."""
+    budget = _Budget(limits, archive.stat().st_size, "archive")
+    stream_limit = limits.max_unpacked_bytes + TAR_OVERHEAD_PER_ENTRY * (limits.max_entries + 2)
+    try:
+        with (
+            open(archive, "rb") as raw,
+            gzip.GzipFile(fileobj=raw) as unzipped,
+            tarfile.open(fileobj=_LimitedStream(unzipped, budget, stream_limit), mode="r|") as tar,
+        ):
+            listed = [(_safe_parts(m.name), m.isdir()) for m in _tar_members(tar, limits)]
+    except ModelRejected:
+        raise
+    except TAR_ERRORS as error:
+        raise _unreadable_tar(error) from None
+    return [_listed(parts, is_dir) for parts, is_dir in listed if parts]
 
 
 def find_savedmodel(root: Path) -> Path:
     """The folder holding saved_model.pb: the archive's root or its one top folder."""
-    if (root / "saved_model.pb").is_file():
-        return root
-    entries = sorted(p for p in root.iterdir() if p.name not in IGNORED_TOP_LEVEL)
-    if len(entries) == 1 and entries[0].is_dir() and (entries[0] / "saved_model.pb").is_file():
-        return entries[0]
-    deeper = sorted(root.rglob("saved_model.pb"))
+    listing = [_listed(p.relative_to(root).parts, p.is_dir()) for p in root.rglob("*")]
+    return root / savedmodel_folder(listing)
+
+
+def savedmodel_folder(listing: list[str]) -> str:
+    """Where saved_model.pb is in an archive's listing: "" (its root) or its one top folder.
+
+    ``listing`` names entries by relative path, folders ending in '/' (as
+    zip_listing and tar_gz_listing give them), so an upload is checked before
+    it is unpacked, with the rule validation applies after.
+    """
+    names = set(listing)
+    if "saved_model.pb" in names:
+        return ""
+    tops = {name.split("/", 1)[0] + ("/" if "/" in name else "") for name in names}
+    entries = sorted(
+        top for top in tops if top.rstrip("/") not in IGNORED_TOP_LEVEL and top.rstrip("/")
+    )
+    if len(entries) == 1 and entries[0].endswith("/") and f"{entries[0]}saved_model.pb" in names:
+        return entries[0].rstrip("/")
+    deeper = sorted(name for name in names if name.split("/")[-1] == "saved_model.pb")
     if deeper:
-        where = deeper[0].relative_to(root)
         raise ModelRejected(
-            f"saved_model.pb is at '{where}'; put it at the archive's root or inside one "
+            f"saved_model.pb is at '{deeper[0]}'; put it at the archive's root or inside one "
             "top folder (zip the folder that model.export() or tf.saved_model.save() wrote)."
         )
-    if any(root.rglob("saved_model.pbtxt")):
+    if any(name.split("/")[-1] == "saved_model.pbtxt" for name in names):
         raise ModelRejected(
             "The archive holds saved_model.pbtxt; save the SavedModel in binary form "
             "(saved_model.pb), as tf.saved_model.save() and model.export() do."
         )
-    found = ", ".join(p.name + ("/" if p.is_dir() else "") for p in entries[:8]) or "nothing"
+    found = ", ".join(entries[:8]) or "nothing"
     raise ModelRejected(
         f"The archive holds no SavedModel (no saved_model.pb); found: {found}. "
         "Upload the folder written by model.export() or tf.saved_model.save()."
@@ -403,3 +459,58 @@ def inspect_keras_file(path: Path, limits: ArchiveLimits) -> None:
                 "from .keras files. Export the model as a SavedModel (model.export) and upload "
                 "that."
             )
+
+
+class ZipReader:
+    """The files of a zip, read one at a time in memory with unpack_zip's checks and limits.
+
+    For dataset imports, which read each image once and need no copy on disk.
+    Every entry is checked when the reader opens; bytes read count against
+    the size and ratio limits as unpack_zip's do. Use as a context manager.
+    """
+
+    def __init__(self, archive: Path, limits: ArchiveLimits):
+        self.budget = _Budget(limits, archive.stat().st_size, "archive")
+        self.bundle = _open_zip(archive, "archive")
+        self.folders: set[str] = set()
+        self.files: dict[str, zipfile.ZipInfo] = {}
+        try:
+            self._index(self.bundle.infolist(), limits)
+        except BaseException:
+            self.bundle.close()
+            raise
+
+    def _index(self, infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
+        _check_zip_entries(infos, limits, self.budget)
+        for info in infos:
+            parts = _safe_parts(info.filename)
+            name = "/".join(parts)
+            if not parts:
+                continue
+            if name in self.files or (name in self.folders and _zip_entry_kind(info) != "dir"):
+                raise _clash(info.filename)
+            if _zip_entry_kind(info) == "dir":
+                self.folders.add(name)
+            else:
+                self.files[name] = info
+
+    def __enter__(self) -> "ZipReader":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.bundle.close()
+
+    def read(self, name: str, max_bytes: int) -> bytes:
+        """The bytes of the file ``name`` (a key of ``files``): at most ``max_bytes`` + 1."""
+        info = self.files[name]
+        left = self.budget.limits.max_unpacked_bytes - self.budget.used + 1
+        try:
+            with self.bundle.open(info) as source:
+                data = source.read(min(max_bytes + 1, left))
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
+            raise ModelRejected(
+                f"The archive is corrupt: '{info.filename[:120]}' cannot be unpacked "
+                f"({error}). Upload it again."
+            ) from None
+        self.budget.add(len(data))
+        return data

@@ -90,6 +90,7 @@ class SandboxReport:
     tflite: TFLiteCheck = field(default_factory=TFLiteCheck)
     tflite_file: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # seconds per sandbox step
+    current: str = ""  # the step under way (a key of ``timings`` once it ends), read live
 
     def reached(self, stage: str) -> bool:
         return STAGES.index(self.stage) >= STAGES.index(stage)

@@ -6,6 +6,7 @@ what validation stores (a normalised SavedModel zip, the TFLite file) and the
 sandbox's report.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,11 +23,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from common.templatetags.linesight_format import ms
 from models_registry.choices import ArtifactFormat, ServingRuntime
+from models_registry.labels import parse_labels_text
 from models_registry.models import ModelVersion
-from models_registry.services import parse_labels_text
 from models_registry.validation import archive
 from models_registry.validation.errors import ModelRejected
+from models_registry.validation.progress import ValidationProgress
 from models_registry.validation.report import (
     CHECKED,
     LOADED,
@@ -41,6 +45,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COPY_CHUNK = 1024 * 1024
 LOG_TAIL_BYTES = 8192
 MIN_FILE_LIMIT_BYTES = 256 * 1024 * 1024
+REPORT_POLL_SECONDS = 0.25  # how often the live progress reads the sandbox's report
 # What the sandbox was doing after reaching each stage, for timeout and crash reasons.
 NEXT_STEP = {
     STARTED: "reading and checking the model",
@@ -213,7 +218,30 @@ def log_tail(path: Path) -> str:
         return log.read().decode("utf-8", "replace")
 
 
-def run_process(request: SandboxRequest, work_dir: Path) -> tuple[SandboxReport, str]:
+def wait_watching(
+    process: subprocess.Popen, timeout: float, report_path: Path, progress: ValidationProgress
+) -> int:
+    """Wait for the sandbox, handing its report to ``progress`` as it moves from step to step."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return process.wait(
+                timeout=min(REPORT_POLL_SECONDS, max(0.0, deadline - time.monotonic()))
+            )
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+        report = None
+        # Not there yet, or unreadable: the live progress is only a view, the run goes on.
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            report = SandboxReport.read(report_path)
+        if report is not None:
+            progress.sandbox(report)  # may raise JobLost: the process group is killed then
+
+
+def run_process(
+    request: SandboxRequest, work_dir: Path, progress: ValidationProgress | None = None
+) -> tuple[SandboxReport, str]:
     """Run the sandbox under its limits; its report and, if it did not finish, why."""
     timeout = request.timeout_seconds
     request_path = work_dir / "request.json"
@@ -231,8 +259,12 @@ def run_process(request: SandboxRequest, work_dir: Path) -> tuple[SandboxReport,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, killed as a whole
         )
+        report_path = Path(request.out_dir) / "report.json"
         try:
-            returncode = process.wait(timeout=timeout)
+            if progress is None:
+                returncode = process.wait(timeout=timeout)
+            else:
+                returncode = wait_watching(process, timeout, report_path, progress)
         except subprocess.TimeoutExpired:
             failure = f"did not finish within {timeout} s (LINESIGHT_SANDBOX_TIMEOUT_SECONDS)"
             returncode = None
@@ -244,8 +276,9 @@ def run_process(request: SandboxRequest, work_dir: Path) -> tuple[SandboxReport,
         tail = log_tail(log_path)
         logger.warning("Validation sandbox exited with %s; log tail:\n%s", returncode, tail)
         failure = exit_failure(returncode, tail, request)
-    report_path = Path(request.out_dir) / "report.json"
     report = SandboxReport.read(report_path) if report_path.exists() else SandboxReport()
+    if progress is not None:
+        progress.sandbox(report, ended=True)
     return report, failure
 
 
@@ -270,8 +303,8 @@ def serving_choice(report: SandboxReport) -> tuple[str, str]:
         speed = ""
         if check.latency_ms is not None and report.warmup_latency_ms is not None:
             speed = (
-                f"; {check.latency_ms:.1f} ms per frame against "
-                f"{report.warmup_latency_ms:.1f} ms for the SavedModel"
+                f"; {ms(check.latency_ms)} per frame against "
+                f"{ms(report.warmup_latency_ms)} for the SavedModel"
             )
         return ServingRuntime.TFLITE, (
             f"TFLite parity passed on {check.samples} generated frames: same top-1 on every "
@@ -296,16 +329,20 @@ def zip_savedmodel(model_dir: Path, target: Path) -> Path:
     return target
 
 
-def run_sandbox(*, version: ModelVersion, work_dir: Path) -> SandboxResult:
-    """Check and measure ``version``'s artifact in ``work_dir``; ModelRejected if unusable."""
-    model_path, model_format, labels, model_bytes = prepare_model(version, work_dir)
-    out_dir = work_dir / "sandbox"
-    out_dir.mkdir()
-    request = SandboxRequest(
+def sandbox_request(
+    version: ModelVersion,
+    model_path: Path,
+    model_format: str,
+    outputs: int,
+    model_bytes: int,
+    out_dir: Path,
+) -> SandboxRequest:
+    """What the sandbox process is asked to do, under the settings' limits."""
+    return SandboxRequest(
         model_path=str(model_path),
         model_format=model_format,
         out_dir=str(out_dir),
-        expected_outputs=len(labels),
+        expected_outputs=outputs,
         value_scale=version.value_scale,
         threads=settings.LINESIGHT["INFERENCE_THREADS"],
         memory_mb=settings.LINESIGHT["SANDBOX_MEMORY_MB"],
@@ -316,7 +353,24 @@ def run_sandbox(*, version: ModelVersion, work_dir: Path) -> SandboxResult:
         parent_pid=os.getpid(),
         parity_tolerance=settings.LINESIGHT["TFLITE_PARITY_TOLERANCE"],
     )
-    report, failure = run_process(request, work_dir)
+
+
+def run_sandbox(
+    *, version: ModelVersion, work_dir: Path, progress: ValidationProgress | None = None
+) -> SandboxResult:
+    """Check and measure ``version``'s artifact in ``work_dir``; ModelRejected if unusable.
+
+    ``progress``, when given, follows each step live (the validation job's page).
+    """
+    if progress is not None:
+        progress.start("unpack")
+    model_path, model_format, labels, model_bytes = prepare_model(version, work_dir)
+    if progress is not None:
+        progress.finish("unpack")
+    out_dir = work_dir / "sandbox"
+    out_dir.mkdir()
+    request = sandbox_request(version, model_path, model_format, len(labels), model_bytes, out_dir)
+    report, failure = run_process(request, work_dir, progress)
     if report.invalid_reason:
         raise ModelRejected(report.invalid_reason)
     if not report.reached(VALIDATED):
@@ -329,6 +383,8 @@ def run_sandbox(*, version: ModelVersion, work_dir: Path) -> SandboxResult:
         report.tflite.error = f"TFLite conversion {failure}."
         report.tflite.converted = report.tflite.converted and bool(report.tflite_file)
 
+    if progress is not None:
+        progress.start("store")  # ends once the service has stored the files
     folder = work_dir / "result"
     folder.mkdir()
     savedmodel_zip = zip_savedmodel(Path(report.savedmodel_dir), folder / "savedmodel.zip")

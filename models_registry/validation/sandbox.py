@@ -170,11 +170,17 @@ class Sandbox:
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
+        """Time a step; the report says which step is under way, for the live progress."""
+        self.report.current = step
+        self.save()
         start = time.perf_counter()
         try:
             yield
         finally:
             self.report.timings[step] = round(time.perf_counter() - start, 3)
+        # Only a step that ended well is closed: one that raised stays ``current`` (it failed).
+        self.report.current = ""
+        self.save()
 
     def run(self) -> None:
         self.save()
@@ -199,8 +205,7 @@ class Sandbox:
             function = self.load(model_dir, meta_graph)
         with self.timed("probe"):
             frames = self.probe(function)
-        with self.timed("tflite"):
-            self.convert_to_tflite(model_dir, frames)
+        self.convert_to_tflite(model_dir, frames)  # times its conversion and parity steps
         self.save()  # with the last timing
 
     def export_keras(self, path: Path) -> Path:
@@ -408,16 +413,24 @@ class Sandbox:
     def convert_to_tflite(self, model_dir: Path, frames: list[Any]) -> None:
         """The fast path: convert, then compare with the SavedModel on the same frames."""
         check = self.report.tflite
-        signature = self.report.signature
         try:
-            converter = self.tf.lite.TFLiteConverter.from_saved_model(
-                str(model_dir), signature_keys=[signature.signature_name]
-            )
-            flatbuffer = converter.convert()
+            with self.timed("tflite"):
+                converter = self.tf.lite.TFLiteConverter.from_saved_model(
+                    str(model_dir), signature_keys=[self.report.signature.signature_name]
+                )
+                flatbuffer = converter.convert()
         except Exception as error:
             check.error = f"TFLite conversion failed: {first_line(error)}"
             self.save(DONE)
             return
+        with self.timed("parity"):
+            self.check_parity(flatbuffer, frames)
+        self.save(DONE)
+
+    def check_parity(self, flatbuffer: bytes, frames: list[Any]) -> None:
+        """Run the converted model on the probe frames; keep it if LiteRT runs it."""
+        check = self.report.tflite
+        signature = self.report.signature
         try:
             from ai_edge_litert.interpreter import Interpreter
 
@@ -433,7 +446,6 @@ class Sandbox:
             )
         except Exception as error:
             check.error = f"LiteRT could not run the converted model: {first_line(error)}"
-            self.save(DONE)
             return
         tflite_path = self.out / "model.tflite"
         tflite_path.write_bytes(flatbuffer)
@@ -444,14 +456,12 @@ class Sandbox:
         reference = self.reference_scores
         if lite.shape != reference.shape or not np.all(np.isfinite(lite)):
             check.error = f"The TFLite model returns scores shaped {lite.shape} or non-finite."
-            self.save(DONE)
             return
         if not self.report.outputs_probabilities:
             reference, lite = softmax(reference), softmax(lite)
         check.samples = len(frames)
         check.max_abs_diff = float(np.max(np.abs(reference - lite)))
         check.top1_mismatches = top1_disagreements(reference, lite, self.request.parity_tolerance)
-        self.save(DONE)
 
 
 def import_tensorflow(threads: int) -> Any:

@@ -20,14 +20,16 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from common.files import delete_on_error
+from common.jobs import JobLost
 from masterdata.models import DefectType
 from models_registry.choices import ColorMode, ResizeMode, ValueScale, VersionStatus
+from models_registry.labels import mapping_revision_bump
 from models_registry.models import LabelMapping, ModelVersion
 from models_registry.validation.errors import ModelRejected
+from models_registry.validation.progress import ValidationProgress
 from models_registry.validation.runner import SandboxResult, run_sandbox
 
 logger = logging.getLogger(__name__)
@@ -40,23 +42,40 @@ class SandboxRunner(Protocol):
     def __call__(self, *, version: ModelVersion, work_dir: Path) -> SandboxResult: ...
 
 
-def validate_version_now(version_id: int, *, sandbox: SandboxRunner = run_sandbox) -> ModelVersion:
+def validate_version_now(
+    version_id: int,
+    *,
+    sandbox: SandboxRunner = run_sandbox,
+    progress: ValidationProgress | None = None,
+) -> ModelVersion:
     """Validate a version now (the task worker calls this); it ends ``ready`` or ``invalid``.
 
     Starts over whatever the version's status, so a run killed half-way is
-    repaired by running it again.
+    repaired by running it again. ``progress`` follows the steps live (the
+    validation job passes one; the sandbox must then accept it).
     """
     started = time.monotonic()
     version = _mark_validating(version_id)
     work_dir = Path(
         tempfile.mkdtemp(prefix="linesight-validation-", dir=settings.LINESIGHT["SANDBOX_WORK_DIR"])
     )
+    watch = {} if progress is None else {"progress": progress}
     try:
         try:
-            result = sandbox(version=version, work_dir=work_dir)
+            result = sandbox(version=version, work_dir=work_dir, **watch)
         except ModelRejected as rejection:
+            if progress is not None:
+                progress.fail()
             return _mark_invalid(version_id, reason=rejection.reason, started=started)
-        return validation_apply(version=version, result=result, started=started)
+        version = validation_apply(version=version, result=result, started=started)
+        if progress is not None:
+            progress.finish("store")
+            progress.end()
+        return version
+    except JobLost:
+        reason = "Validation was stopped (cancelled, or its worker went silent); validate again."
+        _mark_invalid(version_id, reason=reason, started=started)
+        raise
     except Exception as error:
         logger.exception("Validation of version %s stopped on an unexpected error", version_id)
         _mark_invalid(
@@ -75,7 +94,11 @@ def validate_version_now(version_id: int, *, sandbox: SandboxRunner = run_sandbo
 def _mark_validating(version_id: int) -> ModelVersion:
     with transaction.atomic():
         version = (
-            ModelVersion.objects.select_for_update().select_related("model").get(pk=version_id)
+            # NO KEY UPDATE: a frame's INSERT takes KEY SHARE on its version row (the
+            # foreign key); plain FOR UPDATE would queue behind every frame in flight.
+            ModelVersion.objects.select_for_update(no_key=True)
+            .select_related("model")
+            .get(pk=version_id)
         )
         version.status = VersionStatus.VALIDATING
         version.status_reason = ""
@@ -92,6 +115,18 @@ def _mark_invalid(version_id: int, *, reason: str, started: float) -> ModelVersi
         validation_seconds=time.monotonic() - started,
     )
     return ModelVersion.objects.get(pk=version_id)
+
+
+def validation_abandon(*, version_id: int, reason: str) -> bool:
+    """Fail a version left ``validating`` by a run that will never end; False if it moved on.
+
+    Conditional, so a validation that finishes meanwhile keeps its result.
+    """
+    return bool(
+        ModelVersion.objects.filter(pk=version_id, status=VersionStatus.VALIDATING).update(
+            status=VersionStatus.INVALID, status_reason=reason, validated_at=timezone.now()
+        )
+    )
 
 
 def _store(storage: Storage, name: str, path: Path) -> tuple[str, str]:
@@ -120,7 +155,7 @@ def validation_apply(
             else ("", "")
         )
         with delete_on_error(storage, tflite_name), transaction.atomic():
-            locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+            locked = ModelVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
             previous_files = [locked.serving_savedmodel.name, locked.tflite_artifact.name]
             _fill_version(locked, result, first_validation=locked.validated_at is None)
             locked.serving_savedmodel = savedmodel_name
@@ -133,11 +168,7 @@ def validation_apply(
             locked.validation_seconds = time.monotonic() - started
             locked.save()
             if label_mappings_sync(version=locked, labels=result.labels):
-                # Workers cache decision rules per mapping revision.
-                ModelVersion.objects.filter(pk=locked.pk).update(
-                    mapping_revision=F("mapping_revision") + 1
-                )
-                locked.refresh_from_db(fields=["mapping_revision"])
+                mapping_revision_bump(version=locked)
             stale = [name for name in previous_files if name]
             transaction.on_commit(lambda: _delete_files(storage, stale))
     return locked

@@ -9,7 +9,8 @@ from PIL import Image
 
 from common.preprocessing import Preprocessing, model_input, open_frame
 from inspection.runtime import ModelCache, RuntimeLoadError, model_cache
-from inspection.runtime.tensorflow import TensorFlowRuntime
+from models_registry.runtime import configured_runtime
+from models_registry.runtime.tensorflow import TensorFlowRuntime
 from tests.images import BLUE, GREEN, GREY, RED, frame_bytes
 from tests.registry import ready_version
 
@@ -29,9 +30,9 @@ def two_colour_jpeg(size=(64, 32)) -> bytes:
     return buffer.getvalue()
 
 
-def test_jpeg_is_decoded_at_reduced_scale_for_a_small_model():
+def test_jpeg_is_decoded_at_reduced_scale_when_the_version_allows_it():
     frame = open_frame(frame_bytes(RED, size=(640, 480)), max_pixels=10**8)
-    batch = model_input(frame, prep())
+    batch = model_input(frame, prep(jpeg_draft=True))
     assert batch.shape == (1, 32, 32, 3)
     # Pillow decoded an eighth of each side, not the full 640x480.
     assert frame.image.size == (80, 60)
@@ -88,6 +89,10 @@ def frame(colour):
     return open_frame(frame_bytes(colour, fmt="PNG"), max_pixels=10**8)
 
 
+def test_the_runtime_setting_names_the_registry_tensorflow_runtime():
+    assert type(configured_runtime()) is TensorFlowRuntime
+
+
 @pytest.mark.django_db
 def test_tflite_and_savedmodel_serving_agree():
     version = ready_version(model_name="bottle")
@@ -97,8 +102,11 @@ def test_tflite_and_savedmodel_serving_agree():
     saved = ModelCache(TensorFlowRuntime()).get(version)
     assert (tflite.kind, saved.kind) == ("tflite", "savedmodel")
     for colour in (RED, GREEN, BLUE, GREY):
-        assert np.allclose(tflite.classify(frame(colour)), saved.classify(frame(colour)), atol=1e-3)
-    assert int(np.argmax(saved.classify(frame(GREEN)))) == 1
+        fast, reference = tflite.classify(frame(colour)), saved.classify(frame(colour))
+        assert np.allclose(fast.scores, reference.scores, atol=1e-3)
+    green = saved.classify(frame(GREEN))
+    assert green.labels == tuple(version.labels)
+    assert green.labels[int(np.argmax(green.scores))] == version.labels[1]
 
 
 @pytest.mark.django_db
@@ -106,7 +114,7 @@ def test_logits_are_turned_into_probabilities():
     version = ready_version(model_name="bottle")
     version.outputs_probabilities = False  # as if the model ended without softmax
     version.save()
-    scores = ModelCache(TensorFlowRuntime()).get(version).classify(frame(RED))
+    scores = ModelCache(TensorFlowRuntime()).get(version).classify(frame(RED)).scores
     assert scores.sum() == pytest.approx(1.0, abs=1e-5)
     # softmax of probabilities (1, 0, 0) = (e, 1, 1) / (e + 2)
     assert scores[0] == pytest.approx(np.e / (np.e + 2), abs=1e-4)

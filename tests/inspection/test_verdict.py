@@ -38,7 +38,7 @@ def test_low_confidence_no_defect_goes_to_review():
 def test_defect_at_its_threshold_fails_and_is_pending():
     result = judge([0.2, 0.8, 0.0], rules())
     assert (result.verdict, result.label, result.defect_type_id) == ("fail", "missing_cap", 10)
-    assert result.review_status == "pending"
+    assert (result.review_status, result.review_reason) == ("pending", "defect")
 
 
 def test_low_confidence_defect_goes_to_review():

@@ -1,6 +1,8 @@
 """The registry in Django admin, as a quality engineer clicks through it."""
 
 import hashlib
+import io
+import zipfile
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -75,6 +77,15 @@ def mapping_field(response, label: str) -> str:
     return row.add_prefix("meaning")
 
 
+def savedmodel_shaped_zip() -> bytes:
+    """A small zip shaped like an exported SavedModel (the upload checks its listing only)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("bottle/saved_model.pb", b"\x08\x01" * 64)
+        archive.writestr("bottle/variables/variables.index", b"\x00" * 32)
+    return buffer.getvalue()
+
+
 def queued_validations() -> list:
     return list(DBTaskResult.objects.filter(task_path="models_registry.tasks.validate_version"))
 
@@ -113,7 +124,7 @@ def test_upload_form_stores_the_version_and_queues_its_validation(
     browser, engineer, _media_root, django_capture_on_commit_callbacks
 ):
     model = MLModel.objects.create(name="bottle")
-    content = b"PK\x03\x04" + b"savedmodel" * 100
+    content = savedmodel_shaped_zip()
 
     with django_capture_on_commit_callbacks(execute=True):
         response = browser.post(
@@ -123,6 +134,7 @@ def test_upload_form_stores_the_version_and_queues_its_validation(
                 "artifact": SimpleUploadedFile("bottle.zip", content),
                 "labels": "ok\r\nmissing_cap\r\n\r\ncrack",
                 "notes": "first try",
+                "resize_interpolation": "bilinear",
             },
         )
 
@@ -161,9 +173,10 @@ def test_bad_upload_shows_the_error_and_stores_nothing(
     model = MLModel.objects.create(name="bottle")
     data = {
         "model": model.pk,
-        "artifact": SimpleUploadedFile("bottle.zip", b"PK\x03\x04data"),
+        "artifact": SimpleUploadedFile("bottle.zip", savedmodel_shaped_zip()),
         "labels": "",
         "notes": "",
+        "resize_interpolation": "bilinear",
         **fields,
     }
     data = {key: value for key, value in data.items() if value is not None}

@@ -104,6 +104,14 @@ def test_model_name_that_cannot_be_part_of_a_url_is_refused(api, name):
     assert not MLModel.objects.exists()
 
 
+@pytest.mark.parametrize("fields", [{"name": 7}, {"name": "bottle", "description": 0}])
+def test_a_number_where_text_belongs_is_refused(api, fields):
+    response = api.post("/api/v1/models/", fields, format="json")
+
+    assert_error(response, 400, "string")
+    assert not MLModel.objects.exists()
+
+
 def test_unknown_model_is_a_404_that_says_how_to_create_it(api):
     response = api.get("/api/v1/models/nope/versions/")
 
@@ -294,6 +302,8 @@ def test_version_detail_shows_everything_validation_recorded(api):
         "resize_mode": "stretch",
         "value_scale": "0_1",
         "color_mode": "grayscale",
+        "resize_interpolation": "bilinear",
+        "jpeg_draft": False,  # an uploaded model gets the exact decode unless it says otherwise
     }
     assert body["serving"] == {
         "runtime": "tflite",

@@ -109,7 +109,22 @@ def test_a_product_deployment_wins_over_the_station_wide_one(station):
         station=station, product=product, version=factories.version_row(model_name="b")
     )
 
+    other = factories.product(sku="YOG-500", lines=[station.line])
+
     assert selectors.active_deployment(station=station).version.model.name == "a"
+    assert selectors.active_deployment(station=station, product=product).version.model.name == "b"
+    # A product without a deployment of its own is judged by the station's.
+    assert selectors.active_deployment(station=station, product=other).version.model.name == "a"
+
+
+@pytest.mark.django_db
+def test_a_product_deployment_serves_only_that_product(station):
+    product = factories.product(sku="YOG-125", lines=[station.line])
+    services.deployment_activate(
+        station=station, product=product, version=factories.version_row(model_name="b")
+    )
+
+    assert selectors.active_deployment(station=station) is None
     assert selectors.active_deployment(station=station, product=product).version.model.name == "b"
 
 

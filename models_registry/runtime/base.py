@@ -1,13 +1,27 @@
 """The runtime interface: load a model version, classify a prepared frame.
 
 A runtime is chosen in settings (``LINESIGHT["RUNTIME"]``, a dotted path) and
-resolved once per process. Another runtime (ONNX, a remote accelerator...)
-implements these two methods and nothing else changes.
+resolved once per process (``models_registry.runtime.configured_runtime``).
+Another runtime (ONNX, a remote accelerator...) implements these two methods
+and nothing else changes. Serving reads a frame's result as a ``Prediction``
+(``inspection.runtime.LoadedModel.classify``).
 """
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from models_registry.models import ModelVersion
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a version says about one frame: one probability per label, in output order."""
+
+    labels: tuple[str, ...]
+    scores: np.ndarray
 
 
 class Classifier(Protocol):
@@ -21,7 +35,7 @@ class Classifier(Protocol):
 
 
 class Runtime(Protocol):
-    def load(self, version) -> Classifier:
+    def load(self, version: "ModelVersion") -> Classifier:
         """Load ``version``'s serving artifact and warm it; raise RuntimeLoadError on failure."""
         ...
 

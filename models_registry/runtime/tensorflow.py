@@ -12,11 +12,17 @@ import tempfile
 import threading
 import zipfile
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
+from django.db.models.fields.files import FieldFile
 
-from inspection.runtime.base import RuntimeLoadError, softmax
+from models_registry.runtime.base import Classifier, RuntimeLoadError, softmax
+
+if TYPE_CHECKING:
+    from models_registry.models import ModelVersion
 
 _tf_configured = False
 _tf_lock = threading.Lock()
@@ -75,7 +81,7 @@ class SavedModelClassifier:
         self._function = None
 
 
-def _tensorflow():
+def _tensorflow() -> ModuleType:
     """Import TensorFlow once, with thread pools sized for several worker processes."""
     global _tf_configured
     import tensorflow as tf
@@ -91,12 +97,12 @@ def _tensorflow():
     return tf
 
 
-def _read(field) -> bytes:
+def _read(field: FieldFile) -> bytes:
     with field.storage.open(field.name, "rb") as handle:
         return handle.read()
 
 
-def _unpacked_savedmodel(version) -> Path:
+def _unpacked_savedmodel(version: "ModelVersion") -> Path:
     """The version's serving SavedModel, unpacked once into this machine's model cache."""
     cache = Path(settings.LINESIGHT["MODEL_CACHE_DIR"])
     target = cache / f"v{version.pk}-{version.serving_savedmodel_sha256 or 'unverified'}"
@@ -133,7 +139,7 @@ def _unpacked_savedmodel(version) -> Path:
 class TensorFlowRuntime:
     """Serves what validation chose for the version: TFLite or SavedModel."""
 
-    def load(self, version):
+    def load(self, version: "ModelVersion") -> Classifier:
         apply_softmax = not version.outputs_probabilities
         if version.serving_runtime == "tflite" and version.tflite_artifact:
             data = _read(version.tflite_artifact)

@@ -1,0 +1,1 @@
+"""Datasets of labelled photographs: import, splits and immutable snapshots."""

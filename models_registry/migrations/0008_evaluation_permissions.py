@@ -1,0 +1,20 @@
+"""Quality engineers run and read evaluations, as they manage models (role groups: masterdata 0002)."""
+
+from django.db import migrations
+
+from common.migration_operations import grant_role_permissions
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("models_registry", "0007_evaluations"),
+        ("masterdata", "0002_roles"),
+    ]
+
+    operations = [
+        grant_role_permissions(
+            app_label="models_registry",
+            group="Quality engineers",
+            models=["evaluation", "evaluationresult"],
+        )
+    ]

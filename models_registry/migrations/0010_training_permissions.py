@@ -1,0 +1,18 @@
+"""Quality engineers start, follow and cancel training runs (role groups: masterdata 0002)."""
+
+from django.db import migrations
+
+from common.migration_operations import grant_role_permissions
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("models_registry", "0009_training_runs"),
+        ("masterdata", "0002_roles"),
+    ]
+
+    operations = [
+        grant_role_permissions(
+            app_label="models_registry", group="Quality engineers", models=["trainingrun"]
+        )
+    ]
