@@ -1,14 +1,27 @@
 """Admin for inspections and verifications: read-only records, searchable and filterable.
 
 Frames come from the API and decisions from the review queue; admin shows
-them (with links to the dashboard's detail page) and never edits them.
+them (with links to the dashboard's detail page) and never edits them. The
+"Dataset from verified inspections" action turns verified frames into a
+dataset (inspection.to_dataset, a job).
 """
 
+from urllib.parse import urlencode
+
+from django import forms
 from django.contrib import admin
-from django.urls import reverse
+from django.contrib.admin.widgets import AdminDateWidget
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Max, Min
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
+from common.admin_forms import ServiceAdminMixin, add_service_errors
 from inspection.models import Inspection, Verification
+from inspection.to_dataset import FrameFilter, dataset_from_inspections_start
+from masterdata.models import Line, Product, Station
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -33,8 +46,22 @@ class VerificationInline(admin.TabularInline):
         return False
 
 
+class FromInspectionsForm(forms.Form):
+    """Which verified frames go into which dataset (a new name makes a new dataset)."""
+
+    dataset = forms.CharField(max_length=50, help_text="An existing dataset, or a new name.")
+    station = forms.ModelChoiceField(queryset=Station.objects.all(), required=False)
+    line = forms.ModelChoiceField(queryset=Line.objects.all(), required=False)
+    product = forms.ModelChoiceField(queryset=Product.objects.all(), required=False)
+    date_from = forms.DateField(label="From", required=False, widget=AdminDateWidget)
+    date_to = forms.DateField(label="To", required=False, widget=AdminDateWidget)
+    disagreed_only = forms.BooleanField(
+        label="Only where the inspector disagreed with the model", required=False
+    )
+
+
 @admin.register(Inspection)
-class InspectionAdmin(ReadOnlyAdmin):
+class InspectionAdmin(ServiceAdminMixin, ReadOnlyAdmin):
     list_display = [
         "id",
         "captured_at",
@@ -52,6 +79,58 @@ class InspectionAdmin(ReadOnlyAdmin):
     search_fields = ["=id", "serial", "lot", "label"]
     date_hierarchy = "captured_at"
     inlines = [VerificationInline]
+    actions = ["dataset_from_selection"]
+
+    def has_make_dataset_permission(self, request) -> bool:
+        return request.user.has_perm("models_registry.add_datasetimage")
+
+    @admin.action(description="Dataset from verified inspections…", permissions=["make_dataset"])
+    def dataset_from_selection(self, request, queryset):
+        """Open the form, its filters set from the selection (one station, its dates)."""
+        span = queryset.aggregate(first=Min("local_date"), last=Max("local_date"))
+        stations = list(queryset.values_list("station_id", flat=True).distinct()[:2])
+        query = {"date_from": span["first"] or "", "date_to": span["last"] or ""}
+        if len(stations) == 1:
+            query["station"] = stations[0]
+        url = reverse("admin:inspection_inspection_to_dataset")
+        return HttpResponseRedirect(f"{url}?{urlencode(query)}")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.to_dataset_view)
+        return [
+            path("to-dataset/", view, name="inspection_inspection_to_dataset"),
+            *super().get_urls(),
+        ]
+
+    def to_dataset_view(self, request):
+        """The form of "Dataset from verified inspections": a valid POST queues the job."""
+        if not self.has_make_dataset_permission(request):
+            raise PermissionDenied
+        post = request.method == "POST"
+        form = FromInspectionsForm(request.POST if post else None, initial=request.GET.dict())
+        if post and form.is_valid():
+            data = dict(form.cleaned_data)
+            name = data.pop("dataset")
+            try:
+                with transaction.atomic():
+                    job = dataset_from_inspections_start(
+                        dataset=name, frames=FrameFilter.of(**data), requested_by=request.user
+                    )
+            except ValidationError as error:
+                add_service_errors(form, error)
+            else:
+                dataset_id = int(job.target_id)
+                return HttpResponseRedirect(
+                    reverse("admin:models_registry_dataset_job", args=[dataset_id, job.pk])
+                )
+        return self.service_page(
+            request,
+            template="admin/models_registry/dataset/from_inspections.html",
+            title="Dataset from verified inspections",
+            form=form,
+            has_errors=bool(form.errors),
+            media=self.media + form.media,
+        )
 
     @admin.display(description="Dashboard")
     def dashboard_link(self, obj: Inspection) -> str:

@@ -5,8 +5,8 @@ class InspectionConfig(AppConfig):
     name = "inspection"
 
     def ready(self) -> None:
-        # Connecting a receiver only; nothing is loaded here.
-        from inspection import events
+        # Connecting a receiver and declaring a job kind only; nothing is loaded here.
+        from inspection import events, orphans, to_dataset
         from models_registry.signals import deployment_changed
 
         def broadcast(sender, *, station, deployment, **kwargs) -> None:
@@ -15,3 +15,5 @@ class InspectionConfig(AppConfig):
         deployment_changed.connect(
             broadcast, weak=False, dispatch_uid="inspection.deployment_changed"
         )
+        to_dataset.register()
+        orphans.register()

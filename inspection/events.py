@@ -13,12 +13,24 @@ Events (``type``):
 - ``deployment.changed``: a station serves another model version, or none (line and runtime groups)
 """
 
+import asyncio
+import logging
 import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.contrib.auth.models import AbstractBaseUser
 
+from inspection.models import Inspection, Verification
 from inspection.selectors import inspection_queryset
+from masterdata.models import Station
+from models_registry.models import Deployment
+
+logger = logging.getLogger(__name__)
+
+# Longest a request waits on the channel layer after its row is committed: a
+# Redis that hangs (not refusing, just silent) must not hold the camera's answer.
+SEND_TIMEOUT_SECONDS = 2.0
 
 REVIEW_GROUP = "review"
 RUNTIME_GROUP = "runtime"  # every worker process: load what was just deployed
@@ -29,20 +41,37 @@ def line_group(line_code: str) -> str:
 
 
 def _send(groups: str | list[str], event: dict) -> None:
-    """Send ``event`` to one group or several, in a single hop to the event loop."""
+    """Send ``event`` to one group or several, in a single hop to the event loop.
+
+    Best effort: the row is committed, so a channel layer that is down (Redis
+    restarting, connection lost, timeout) costs this live event only, never
+    the answer to the request that wrote the row. Dashboards catch up on
+    reconnect. One warning line per lost event, no traceback.
+    """
     layer = get_channel_layer()
     if layer is None:
         return
     stamped = {**event, "sent_at": time.time()}
 
-    async def send_all() -> None:
+    async def send_each() -> None:
         for group in [groups] if isinstance(groups, str) else groups:
             await layer.group_send(group, stamped)
 
-    async_to_sync(send_all)()
+    async def send_all() -> None:
+        await asyncio.wait_for(send_each(), SEND_TIMEOUT_SECONDS)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception as exc:  # any layer failure: the event is best effort
+        logger.warning(
+            "Live event %s not sent (channel layer unavailable: %s: %s)",
+            event.get("type"),
+            type(exc).__name__,
+            exc,
+        )
 
 
-def inspection_payload(inspection) -> dict:
+def inspection_payload(inspection: Inspection) -> dict:
     """A frame as dashboards and the API show it (the API makes ``image_url`` absolute)."""
     return {
         "id": inspection.pk,
@@ -73,7 +102,7 @@ def inspection_payload(inspection) -> dict:
     }
 
 
-def inspection_created(inspection) -> None:
+def inspection_created(inspection: Inspection) -> None:
     payload = inspection_payload(inspection)
     event = {"type": "inspection.created", "inspection": payload}
     groups = [line_group(inspection.line.code)]
@@ -82,7 +111,7 @@ def inspection_created(inspection) -> None:
     _send(groups, event)
 
 
-def verification_payload(verification) -> dict:
+def verification_payload(verification: Verification) -> dict:
     return {
         "id": verification.pk,
         "inspection": verification.inspection_id,
@@ -95,7 +124,7 @@ def verification_payload(verification) -> dict:
     }
 
 
-def inspection_verified(verification) -> None:
+def inspection_verified(verification: Verification) -> None:
     # One query for everything the payload reads (after commit, so it is the saved state).
     inspection = inspection_queryset().get(pk=verification.inspection_id)
     event = {
@@ -106,7 +135,7 @@ def inspection_verified(verification) -> None:
     _send([line_group(inspection.line.code), REVIEW_GROUP], event)
 
 
-def claim_payload(inspection) -> dict:
+def claim_payload(inspection: Inspection) -> dict:
     return {
         "inspection": inspection.pk,
         "line": inspection.line.code,
@@ -116,12 +145,12 @@ def claim_payload(inspection) -> dict:
     }
 
 
-def review_claimed(inspection) -> None:
+def review_claimed(inspection: Inspection) -> None:
     """Other queues hide a frame while someone looks at it."""
     _send(REVIEW_GROUP, {"type": "review.claimed", "claim": claim_payload(inspection)})
 
 
-def review_released(inspection, *, released_by) -> None:
+def review_released(inspection: Inspection, *, released_by: AbstractBaseUser) -> None:
     """The frame is free again; queues show it again (the full frame is in the event)."""
     claim = {**claim_payload(inspection), "by": released_by.get_username()}
     _send(
@@ -134,7 +163,7 @@ def review_released(inspection, *, released_by) -> None:
     )
 
 
-def deployment_changed(station, deployment) -> None:
+def deployment_changed(station: Station, deployment: Deployment | None) -> None:
     """A station now runs another deployment (or none): workers preload, dashboards update."""
     version = deployment.version if deployment is not None else None
     event = {

@@ -72,6 +72,12 @@ class Inspection(models.Model):
 
     serial = models.CharField(max_length=100, blank=True)
     lot = models.CharField(max_length=100, blank=True)
+    idempotency_key = models.CharField(
+        max_length=100,
+        blank=True,
+        default="",
+        help_text="The device's key for this frame: a retry with it returns this row.",
+    )
     captured_at = models.DateTimeField(help_text="When the camera took the frame (device clock).")
     received_at = models.DateTimeField(auto_now_add=True)
     local_date = models.DateField(help_text="Capture date in the plant's time zone.")
@@ -84,6 +90,14 @@ class Inspection(models.Model):
 
     class Meta:
         ordering = ["-captured_at", "-id"]
+        constraints = [
+            # A retry with the same key, on any worker or host, never makes a second row.
+            models.UniqueConstraint(
+                fields=["station", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="inspection_unique_idempotency_key",
+            ),
+        ]
         permissions = [
             ("review_inspection", "Can verify inspections in the review queue"),
             ("view_dashboard", "Can open the live dashboards"),

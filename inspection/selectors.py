@@ -3,10 +3,9 @@
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from functools import cache, cached_property, lru_cache
+from functools import cached_property, lru_cache
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
@@ -16,8 +15,8 @@ from inspection.verdict import DecisionRules
 from masterdata.choices import SEVERITY_RANK
 from masterdata.models import DefectType, Line, Product, Shift, Station
 from masterdata.selectors import plant_time
-from models_registry.models import Deployment
-from models_registry.selectors import deployment_queryset
+from models_registry.models import Deployment, ModelVersion
+from models_registry.selectors import active_deployment_row, deployment_queryset
 
 
 @dataclass
@@ -28,7 +27,7 @@ class Serving:
     rules: DecisionRules
 
     @property
-    def version(self):
+    def version(self) -> ModelVersion:
         return self.deployment.version
 
     @cached_property
@@ -60,37 +59,19 @@ SERVING_KEY = (
 def serving_for(*, station: Station, product: Product | None) -> Serving | None:
     """The deployment judging a frame of ``product`` at ``station``, and its rules.
 
-    One light query per frame, read from the database every time, which is
-    what makes an activation reach every worker process on the next frame; a
-    product-specific deployment wins over the station-wide one. The objects
-    behind it are built once per process.
+    One light query per frame (``active_deployment_row``, where a product's
+    deployment wins over the station-wide one); the objects behind it are
+    built once per process and rebuilt when the serving key changes.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_serving_sql(), (station.pk, product.pk if product else None))
-        keys = sorted(cursor.fetchall(), key=lambda row: row[0] is None)
-    return _serving(tuple(keys[0][1:])) if keys else None
-
-
-@cache
-def _serving_sql() -> str:
-    """The ORM's SQL for the per-frame lookup, compiled once per process.
-
-    Building the query costs ten times its round trip to the database, on
-    every frame; the SQL never changes, only the three parameters.
-    """
-    query = (
-        Deployment.objects.filter(station_id=0, is_active=True)
-        .filter(Q(product__isnull=True) | Q(product_id=0))
-        .values_list("product_id", *SERVING_KEY)
+    key = active_deployment_row(
+        station_id=station.pk, product_id=product.pk if product else None, fields=SERVING_KEY
     )
-    sql, params = query.query.sql_with_params()
-    if params != (0, 0):  # the station and the product, in that order
-        raise RuntimeError(f"Unexpected parameters {params} in the serving query.")
-    return sql
+    return _serving(key) if key else None
 
 
 @lru_cache(maxsize=256)
 def _serving(key: tuple) -> Serving:
+    """The serving of the deployment whose ``SERVING_KEY`` is ``key`` (its id first)."""
     deployment = deployment_queryset().get(pk=key[0])
     return Serving(deployment=deployment, rules=DecisionRules.from_deployment(deployment))
 
@@ -105,7 +86,7 @@ _line_facts: dict[int, tuple[float, "LineFacts"]] = {}
 @dataclass(frozen=True)
 class LineFacts:
     products: tuple[Product, ...]  # the line's products, for frames that name none
-    shifts: tuple  # the plant's shift calendar
+    shifts: tuple[Shift, ...]  # the plant's shift calendar
 
 
 def line_facts(*, station: Station) -> LineFacts:
@@ -156,6 +137,11 @@ def inspection_queryset() -> QuerySet[Inspection]:
     )
 
 
+def inspection_for_key(*, station: Station, key: str) -> Inspection | None:
+    """The frame ``station`` stored under idempotency ``key``, if any (one indexed query)."""
+    return inspection_queryset().filter(station=station, idempotency_key=key).first()
+
+
 # --- Review queue -------------------------------------------------------------
 
 _SEVERITY_ORDER = Case(
@@ -200,6 +186,13 @@ def review_filters() -> list[Line]:
 
 def inspection_detail(pk: int) -> Inspection | None:
     return inspection_queryset().select_related("deployment").filter(pk=pk).first()
+
+
+def latest_verification(*, inspection: Inspection) -> Verification | None:
+    """The decision in force on a frame: its newest verification (the higher id on a tie)."""
+    return (
+        inspection.verifications.select_related("inspector").order_by("-created_at", "-id").first()
+    )
 
 
 def verification_history(inspection: Inspection) -> list[Verification]:
@@ -261,15 +254,7 @@ def line_status(*, lines: list[Line], now: dt.datetime | None = None) -> list[Li
     """
     now = now or timezone.now()
     line_ids = [line.pk for line in lines]
-    last_id = Subquery(
-        Inspection.objects.filter(station=OuterRef("pk"))
-        .order_by("-captured_at", "-id")
-        .values("id")[:1]
-    )
-    stations = list(
-        Station.objects.filter(line_id__in=line_ids).annotate(last_id=last_id).order_by("code")
-    )
-    last = inspection_queryset().in_bulk([s.last_id for s in stations if s.last_id])
+    stations, last = _stations_with_last_frame(line_ids)
     in_window = Inspection.objects.filter(line_id__in=line_ids)
     hour = _rates(in_window.filter(received_at__gte=now - dt.timedelta(hours=1)))
     five = _rates(in_window.filter(received_at__gte=now - dt.timedelta(minutes=5)))
@@ -279,15 +264,7 @@ def line_status(*, lines: list[Line], now: dt.datetime | None = None) -> list[Li
         .annotate(n=Count("id"))
         .values_list("station_id", "n")
     )
-    versions: dict[int, list[str]] = {}
-    for deployment in Deployment.objects.filter(
-        station__line_id__in=line_ids, is_active=True
-    ).select_related("version__model", "product"):
-        text = str(deployment.version)
-        if deployment.product_id:
-            text += f" ({deployment.product.sku})"
-        versions.setdefault(deployment.station_id, []).append(text)
-
+    versions = _versions_by_station(line_ids)
     result = []
     for line in lines:
         shift_now = plant_time(line.plant, now)
@@ -304,19 +281,41 @@ def line_status(*, lines: list[Line], now: dt.datetime | None = None) -> list[Li
                 defect_rate_hour=_share(hour.get(station.pk)),
                 defect_rate_shift=_share(shift.get(station.pk)),
                 pending=pending.get(station.pk, 0),
-                versions=sorted(versions.get(station.pk, [])),
+                versions=versions.get(station.pk, []),
             )
             for station in stations
             if station.line_id == line.pk
         ]
-        result.append(
-            LineStatus(
-                line=line,
-                shift_name=shift_now.shift.name if shift_now.shift else None,
-                stations=statuses,
-            )
-        )
+        shift_name = shift_now.shift.name if shift_now.shift else None
+        result.append(LineStatus(line=line, shift_name=shift_name, stations=statuses))
     return result
+
+
+def _stations_with_last_frame(line_ids: list[int]) -> tuple[list[Station], dict[int, Inspection]]:
+    """The lines' stations (``last_id`` annotated) and their last inspections by id."""
+    last_id = Subquery(
+        Inspection.objects.filter(station=OuterRef("pk"))
+        .order_by("-captured_at", "-id")
+        .values("id")[:1]
+    )
+    stations = list(
+        Station.objects.filter(line_id__in=line_ids).annotate(last_id=last_id).order_by("code")
+    )
+    last = inspection_queryset().in_bulk([s.last_id for s in stations if s.last_id])
+    return stations, last
+
+
+def _versions_by_station(line_ids: list[int]) -> dict[int, list[str]]:
+    """What each station serves now, sorted: 'model vN', with '(SKU)' for a product's."""
+    versions: dict[int, list[str]] = {}
+    for deployment in Deployment.objects.filter(
+        station__line_id__in=line_ids, is_active=True
+    ).select_related("version__model", "product"):
+        text = str(deployment.version)
+        if deployment.product_id:
+            text += f" ({deployment.product.sku})"
+        versions.setdefault(deployment.station_id, []).append(text)
+    return {station_id: sorted(texts) for station_id, texts in versions.items()}
 
 
 def overview_lines() -> list[Line]:

@@ -2,32 +2,45 @@
 
 import datetime as dt
 import hashlib
+import io
 import random
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 
-import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from PIL import Image
 
 from common.files import delete_on_error
-from common.preprocessing import FrameError, open_frame
+from common.preprocessing import Frame, FrameError, open_frame
 from inspection import events
 from inspection.choices import Decision, ReviewReason, ReviewStatus, Source, Verdict
 from inspection.models import Inspection, Verification
-from inspection.runtime import model_cache
-from inspection.selectors import line_facts, serving_for
+from inspection.runtime import Prediction, model_cache
+from inspection.selectors import (
+    Serving,
+    inspection_for_key,
+    latest_verification,
+    line_facts,
+    serving_for,
+)
 from inspection.verdict import DecisionRules, Judgement, judge
 from masterdata.models import DefectType, Product, Station
-from masterdata.selectors import plant_time
+from masterdata.selectors import PlantTime, plant_time
+from models_registry.models import ModelVersion
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+# No camera of a line took a frame before this: an earlier capture time is a
+# device clock that was never set (1970, year 1), refused rather than filed there.
+EARLIEST_CAPTURE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 class FrameRefused(ValidationError):
@@ -36,6 +49,14 @@ class FrameRefused(ValidationError):
     def __init__(self, message: str, *, status: int):
         super().__init__(message)
         self.status = status
+
+
+class FrameAlreadyStored(Exception):
+    """A retry of a frame stored earlier under the same idempotency key: answer it again."""
+
+    def __init__(self, inspection: Inspection):
+        super().__init__(f"Frame #{inspection.pk} was already stored under this key.")
+        self.inspection = inspection
 
 
 @dataclass(frozen=True)
@@ -49,7 +70,132 @@ class EdgeResult:
     top_k: tuple[tuple[str, float], ...] = ()
 
 
-def _product_for(station: Station, product: Product | None, products) -> Product | None:
+def inspection_create(
+    *,
+    station: Station,
+    image: bytes,
+    product: Product | None = None,
+    serial: str = "",
+    lot: str = "",
+    captured_at: dt.datetime | None = None,
+    edge: EdgeResult | None = None,
+    idempotency_key: str = "",
+    started: float | None = None,
+) -> Inspection:
+    """Judge one frame, store it with its verdict and tell the line's dashboards.
+
+    The row and the image are written together: if either fails neither is
+    left. The event goes out after commit. ``started`` (a perf_counter
+    reading) is when the request reached the server, for ``latency_ms``.
+    A frame whose ``idempotency_key`` the station already used raises
+    ``FrameAlreadyStored`` with the stored row, however many workers race.
+    """
+    started = started if started is not None else time.perf_counter()
+    _check_station_active(station)
+    if idempotency_key:
+        _answer_replay(station, idempotency_key, hashlib.sha256(image).hexdigest())
+    captured_at = _checked_capture_time(captured_at)
+    facts = line_facts(station=station)
+    product = _product_for(station, product, facts.products)
+    serving = _serving_or_refuse(station, product)
+    frame = _decoded(image)
+    if edge is None:
+        call = _server_call(serving, frame)
+    else:
+        _check_pixels(image)  # the server path decodes every pixel; so must this one
+        call = _edge_call(edge, serving, frame)
+    local = plant_time(station.line.plant, captured_at, facts.shifts)
+    name = default_storage.save(_frame_path(station, local, frame), ContentFile(image))
+    inspection = _inspection_row(
+        station=station,
+        product=product,
+        serving=serving,
+        call=call,
+        image=image,
+        frame=frame,
+        name=name,
+        local=local,
+        captured_at=captured_at,
+        serial=serial,
+        lot=lot,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        idempotency_key=idempotency_key,
+    )
+    _insert(inspection, name)
+    transaction.on_commit(lambda: events.inspection_created(inspection))
+    return inspection
+
+
+def _insert(inspection: Inspection, name: str) -> None:
+    """INSERT the row of the image stored under ``name``; on any failure the file goes.
+
+    One INSERT is one transaction by itself: no BEGIN/COMMIT round trips on
+    the hot path. Inside a caller's transaction the event still waits for
+    its commit (and a savepoint keeps a lost key race from breaking it);
+    otherwise it goes out right after the insert. Losing the race for an
+    idempotency key answers the winner's row.
+    """
+    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
+    try:
+        with delete_on_error(default_storage, name), savepoint:
+            inspection.save(force_insert=True)
+    except IntegrityError:
+        if inspection.idempotency_key:
+            _answer_replay(inspection.station, inspection.idempotency_key, inspection.image_sha256)
+        raise
+
+
+def _answer_replay(station: Station, key: str, sha256: str) -> None:
+    """Answer a retry with the frame stored under ``key``; a key reused for other bytes is
+    refused. Returns only when the station has no frame under ``key``."""
+    stored = inspection_for_key(station=station, key=key)
+    if stored is None:
+        return
+    if stored.image_sha256 != sha256:
+        raise FrameRefused(
+            f"Idempotency key '{key}' was already used by station {station.code} for "
+            f"another image (frame #{stored.pk}); send a new key with every new frame.",
+            status=422,
+        )
+    raise FrameAlreadyStored(stored)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """Who judged a frame (``source``) and how; ``recheck`` holds an edge re-check's fields."""
+
+    judgement: Judgement
+    source: str
+    recheck: dict[str, object] = field(default_factory=dict)
+
+
+def _check_station_active(station: Station) -> None:
+    if not station.active:
+        raise FrameRefused(f"Station {station.code} is inactive.", status=403)
+
+
+def _checked_capture_time(captured_at: dt.datetime | None) -> dt.datetime:
+    """When the frame was taken: as the device says, unless its clock is off (future, unset)."""
+    now = timezone.now()
+    if captured_at is None:
+        return now
+    if captured_at < EARLIEST_CAPTURE:
+        raise ValidationError(
+            {
+                "captured_at": f"{captured_at.isoformat()} is before "
+                f"{EARLIEST_CAPTURE:%Y-%m-%d}; check the device clock."
+            }
+        )
+    if captured_at > now + MAX_CLOCK_SKEW:
+        raise ValidationError(
+            {"captured_at": f"{captured_at.isoformat()} is in the future; check the device clock."}
+        )
+    return captured_at
+
+
+def _product_for(
+    station: Station, product: Product | None, products: Sequence[Product]
+) -> Product | None:
     """The product of a frame: as given (it must run on the line), or the line's only one."""
     if product is not None:
         known = any(p.pk == product.pk for p in products)
@@ -66,7 +212,53 @@ def _product_for(station: Station, product: Product | None, products) -> Product
     return products[0] if products else None
 
 
-def _edge_scores(edge: EdgeResult, rules: DecisionRules, version) -> list[float]:
+def _serving_or_refuse(station: Station, product: Product | None) -> Serving:
+    serving = serving_for(station=station, product=product)
+    if serving is None:
+        scope = f" for {product.sku}" if product else ""
+        raise FrameRefused(
+            f"No model is deployed to station {station.code}{scope}; "
+            "ask a quality engineer to deploy one.",
+            status=409,
+        )
+    return serving
+
+
+def _decoded(image: bytes) -> Frame:
+    try:
+        return open_frame(image, max_pixels=settings.LINESIGHT["MAX_FRAME_PIXELS"])
+    except FrameError as exc:
+        raise ValidationError({"image": str(exc)}) from None
+
+
+def _check_pixels(image: bytes) -> None:
+    """Decode the whole image, cheaply (a JPEG at 1/8 scale), so a damaged one is refused."""
+    try:
+        with Image.open(io.BytesIO(image)) as check:
+            if check.format == "JPEG":
+                check.draft(check.mode, (max(1, check.width // 8), max(1, check.height // 8)))
+            check.load()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValidationError({"image": f"The image is damaged: {exc}."}) from None
+
+
+def _server_call(serving: Serving, frame: Frame) -> _Call:
+    scores = _classify(serving.version, frame).scores
+    judgement = judge(scores, serving.rules, sample=random.random())  # noqa: S311
+    return _Call(judgement=judgement, source=Source.SERVER)
+
+
+def _edge_call(edge: EdgeResult, serving: Serving, frame: Frame) -> _Call:
+    """The device's own result, re-checked on the server for a share of frames."""
+    rules = serving.rules
+    scores = _edge_scores(edge, rules, serving.version)
+    judgement = judge(scores, rules, sample=random.random())  # noqa: S311
+    if random.random() < rules.edge_recheck_rate:  # noqa: S311
+        return _recheck(serving.version, frame, rules, judgement)
+    return _Call(judgement=judgement, source=Source.EDGE)
+
+
+def _edge_scores(edge: EdgeResult, rules: DecisionRules, version: ModelVersion) -> list[float]:
     if (edge.model, edge.version) != (version.model.name, version.number):
         raise FrameRefused(
             f"Station runs {version.model.name}:{version.number}, not {edge.model}:{edge.version}; "
@@ -88,80 +280,67 @@ def _edge_scores(edge: EdgeResult, rules: DecisionRules, version) -> list[float]
     return scores
 
 
-def _classify(version, frame) -> np.ndarray:
+def _recheck(
+    version: ModelVersion, frame: Frame, rules: DecisionRules, edge_judgement: Judgement
+) -> _Call:
+    """Classify an edge frame on the server too; a different top label sends it to review."""
+    server = judge(_classify(version, frame).scores, rules, sample=1.0)
+    disagree = server.label != edge_judgement.label
+    fields = {
+        "edge_rechecked": True,
+        "server_label": server.label,
+        "server_confidence": server.confidence,
+        "edge_disagreement": disagree,
+    }
+    if not disagree:
+        return _Call(judgement=edge_judgement, source=Source.EDGE, recheck=fields)
+    judgement = replace(
+        edge_judgement,
+        verdict=Verdict.REVIEW,
+        review_status=ReviewStatus.PENDING,
+        review_reason=ReviewReason.EDGE_DISAGREEMENT,
+    )
+    return _Call(judgement=judgement, source=Source.EDGE, recheck=fields)
+
+
+def _classify(version: ModelVersion, frame: Frame) -> Prediction:
     try:
-        loaded = model_cache().get(version)
-        return loaded.classify(frame)
+        return model_cache().get(version).classify(frame)
     except FrameError as exc:
         raise ValidationError({"image": str(exc)}) from None
 
 
-def inspection_create(
+def _frame_path(station: Station, local: PlantTime, frame: Frame) -> str:
+    """Where the image is stored: by the plant's local day and the station, never reused."""
+    return f"frames/{local.local_date:%Y/%m/%d}/{station.code}/{uuid.uuid4().hex}.{frame.extension}"
+
+
+def _inspection_row(
     *,
     station: Station,
+    product: Product | None,
+    serving: Serving,
+    call: _Call,
     image: bytes,
-    product: Product | None = None,
-    serial: str = "",
-    lot: str = "",
-    captured_at: dt.datetime | None = None,
-    edge: EdgeResult | None = None,
-    started: float | None = None,
+    frame: Frame,
+    name: str,
+    local: PlantTime,
+    captured_at: dt.datetime,
+    serial: str,
+    lot: str,
+    latency_ms: float,
+    idempotency_key: str,
 ) -> Inspection:
-    """Judge one frame, store it with its verdict and tell the line's dashboards.
-
-    The row and the image are written together: if either fails neither is
-    left. The event goes out after commit. ``started`` (a perf_counter
-    reading) is when the request reached the server, for ``latency_ms``.
-    """
-    started = started if started is not None else time.perf_counter()
-    if not station.active:
-        raise FrameRefused(f"Station {station.code} is inactive.", status=403)
-    now = timezone.now()
-    if captured_at is None:
-        captured_at = now
-    elif captured_at > now + MAX_CLOCK_SKEW:
-        raise ValidationError(
-            {"captured_at": f"{captured_at.isoformat()} is in the future; check the device clock."}
-        )
-    facts = line_facts(station=station)
-    product = _product_for(station, product, facts.products)
-    serving = serving_for(station=station, product=product)
-    if serving is None:
-        scope = f" for {product.sku}" if product else ""
-        raise FrameRefused(
-            f"No model is deployed to station {station.code}{scope}; "
-            "ask a quality engineer to deploy one.",
-            status=409,
-        )
-    deployment, version, rules = serving.deployment, serving.version, serving.rules
-    try:
-        frame = open_frame(image, max_pixels=settings.LINESIGHT["MAX_FRAME_PIXELS"])
-    except FrameError as exc:
-        raise ValidationError({"image": str(exc)}) from None
-
-    edge_fields: dict = {}
-    if edge is None:
-        judgement = judge(_classify(version, frame), rules, sample=random.random())  # noqa: S311
-        source = Source.SERVER
-    else:
-        judgement = judge(_edge_scores(edge, rules, version), rules, sample=random.random())  # noqa: S311
-        source = Source.EDGE
-        if random.random() < rules.edge_recheck_rate:  # noqa: S311
-            judgement, edge_fields = _recheck(version, frame, rules, judgement)
-
+    """The unsaved row of a judged frame whose image is stored under ``name``."""
+    judgement = call.judgement
     defect_type = serving.defect_types.get(judgement.defect_type_id)
-    local = plant_time(station.line.plant, captured_at, facts.shifts)
-    name = default_storage.save(
-        f"frames/{local.local_date:%Y/%m/%d}/{station.code}/{uuid.uuid4().hex}.{frame.extension}",
-        ContentFile(image),
-    )
-    inspection = Inspection(
+    return Inspection(
         station=station,
         line=station.line,
         product=product,
-        deployment=deployment,
-        model_version=version,
-        source=source,
+        deployment=serving.deployment,
+        model_version=serving.version,
+        source=call.source,
         verdict=judgement.verdict,
         label=judgement.label,
         defect_type=defect_type,
@@ -182,43 +361,9 @@ def inspection_create(
         local_date=local.local_date,
         shift=local.shift,
         shift_date=local.shift_date,
-        latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        **edge_fields,
-    )
-    # One INSERT is one transaction by itself: no BEGIN/COMMIT round trips on
-    # the hot path. Inside a caller's transaction the event still waits for
-    # its commit; otherwise it goes out right after the insert.
-    with delete_on_error(default_storage, name):
-        inspection.save(force_insert=True)
-    transaction.on_commit(lambda: events.inspection_created(inspection))
-    return inspection
-
-
-def _recheck(
-    version, frame, rules: DecisionRules, edge_judgement: Judgement
-) -> tuple[Judgement, dict]:
-    """Classify an edge frame on the server too; a different top label sends it to review."""
-    server = judge(_classify(version, frame), rules, sample=1.0)
-    disagree = server.label != edge_judgement.label
-    fields = {
-        "edge_rechecked": True,
-        "server_label": server.label,
-        "server_confidence": server.confidence,
-        "edge_disagreement": disagree,
-    }
-    if not disagree:
-        return edge_judgement, fields
-    return (
-        Judgement(
-            verdict=Verdict.REVIEW,
-            label=edge_judgement.label,
-            defect_type_id=edge_judgement.defect_type_id,
-            confidence=edge_judgement.confidence,
-            review_status=ReviewStatus.PENDING,
-            review_reason=ReviewReason.EDGE_DISAGREEMENT,
-            top_k=edge_judgement.top_k,
-        ),
-        fields,
+        latency_ms=latency_ms,
+        idempotency_key=idempotency_key,
+        **call.recheck,
     )
 
 
@@ -245,6 +390,30 @@ def verification_record(
     it, so nobody overwrites a colleague silently. Earlier records are never
     edited.
     """
+    _check_decision(decision, defect_type)
+    with transaction.atomic():
+        locked = Inspection.objects.select_for_update(no_key=True).get(pk=inspection.pk)
+        latest = latest_verification(inspection=locked)
+        if latest is not None and (supersedes is None or supersedes.pk != latest.pk):
+            raise VerificationConflict(
+                f"Frame #{locked.pk} was already verified by {latest.inspector.get_username()} "
+                f"at {timezone.localtime(latest.created_at):%H:%M:%S} "
+                f"({latest.get_decision_display()}). Reload it to change that decision."
+            )
+        verification = Verification.objects.create(
+            inspection=locked,
+            inspector=inspector,
+            decision=decision,
+            defect_type=_final_defect_type(locked, decision, defect_type),
+            comment=comment,
+            time_spent_ms=time_spent_ms,
+        )
+        _mark_verified(locked, verification)
+        transaction.on_commit(lambda: events.inspection_verified(verification))
+    return verification
+
+
+def _check_decision(decision: str, defect_type: DefectType | None) -> None:
     if decision not in Decision.values:
         raise ValidationError(
             {"decision": f"'{decision}' is not one of {', '.join(Decision.values)}."}
@@ -253,49 +422,37 @@ def verification_record(
         raise ValidationError({"defect_type": "Name the defect type when correcting the model."})
     if decision != Decision.CORRECT and defect_type is not None:
         raise ValidationError({"defect_type": "Only a correction names a defect type."})
-    with transaction.atomic():
-        locked = Inspection.objects.select_for_update().get(pk=inspection.pk)
-        latest = (
-            locked.verifications.select_related("inspector").order_by("-created_at", "-id").first()
-        )
-        if latest is not None and (supersedes is None or supersedes.pk != latest.pk):
-            raise VerificationConflict(
-                f"Frame #{locked.pk} was already verified by {latest.inspector.get_username()} "
-                f"at {timezone.localtime(latest.created_at):%H:%M:%S} "
-                f"({latest.get_decision_display()}). Reload it to change that decision."
-            )
-        if decision == Decision.CONFIRM:
-            final = locked.defect_type
-        elif decision == Decision.REJECT:
-            final = None
-        else:
-            final = defect_type
-        verification = Verification.objects.create(
-            inspection=locked,
-            inspector=inspector,
-            decision=decision,
-            defect_type=final,
-            comment=comment,
-            time_spent_ms=time_spent_ms,
-        )
-        locked.review_status = ReviewStatus.VERIFIED
-        locked.final_defect_type = final
-        locked.final_is_defect = final is not None
-        locked.verified_at = verification.created_at
-        locked.claimed_by = None
-        locked.claimed_until = None
-        locked.save(
-            update_fields=[
-                "review_status",
-                "final_defect_type",
-                "final_is_defect",
-                "verified_at",
-                "claimed_by",
-                "claimed_until",
-            ]
-        )
-        transaction.on_commit(lambda: events.inspection_verified(verification))
-    return verification
+
+
+def _final_defect_type(
+    inspection: Inspection, decision: str, defect_type: DefectType | None
+) -> DefectType | None:
+    """The frame's defect type after the decision: the model's, none, or the correction."""
+    if decision == Decision.CONFIRM:
+        return inspection.defect_type
+    if decision == Decision.REJECT:
+        return None
+    return defect_type
+
+
+def _mark_verified(inspection: Inspection, verification: Verification) -> None:
+    """Make ``verification`` the frame's final word and hand the frame back from any claim."""
+    inspection.review_status = ReviewStatus.VERIFIED
+    inspection.final_defect_type = verification.defect_type
+    inspection.final_is_defect = verification.defect_type is not None
+    inspection.verified_at = verification.created_at
+    inspection.claimed_by = None
+    inspection.claimed_until = None
+    inspection.save(
+        update_fields=[
+            "review_status",
+            "final_defect_type",
+            "final_is_defect",
+            "verified_at",
+            "claimed_by",
+            "claimed_until",
+        ]
+    )
 
 
 # --- Review queue: claims, decisions, undo ------------------------------------
@@ -309,7 +466,9 @@ class ReviewClaimHeld(ValidationError):
     """Another inspector is looking at the frame right now."""
 
 
-def _claim_held_by_other(inspection: Inspection, inspector: AbstractBaseUser, now) -> bool:
+def _claim_held_by_other(
+    inspection: Inspection, inspector: AbstractBaseUser, now: dt.datetime
+) -> bool:
     return (
         inspection.claimed_by_id is not None
         and inspection.claimed_by_id != inspector.pk
@@ -333,14 +492,10 @@ def review_claim(*, inspection: Inspection, inspector: AbstractBaseUser) -> Insp
     """
     seconds = settings.LINESIGHT["REVIEW_CLAIM_SECONDS"]
     with transaction.atomic():
-        locked = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        locked = Inspection.objects.select_for_update(no_key=True).get(pk=inspection.pk)
         now = timezone.now()
         if locked.review_status != ReviewStatus.PENDING:
-            latest = (
-                locked.verifications.select_related("inspector")
-                .order_by("-created_at", "-id")
-                .first()
-            )
+            latest = latest_verification(inspection=locked)
             who = f" by {latest.inspector.get_username()}" if latest else ""
             raise VerificationConflict(
                 f"Frame #{locked.pk} does not wait for review any more (already verified{who})."
@@ -358,7 +513,7 @@ def review_claim(*, inspection: Inspection, inspector: AbstractBaseUser) -> Insp
 def review_release(*, inspection: Inspection, inspector: AbstractBaseUser) -> None:
     """Give a claimed frame back to the queue (skip, or the page closed). Others' claims stay."""
     with transaction.atomic():
-        locked = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        locked = Inspection.objects.select_for_update(no_key=True).get(pk=inspection.pk)
         if locked.claimed_by_id != inspector.pk:
             return
         locked.claimed_by = None
@@ -385,7 +540,7 @@ def review_decide(
     other rules (late decisions, supersedes) are ``verification_record``'s.
     """
     with transaction.atomic():
-        locked = Inspection.objects.select_for_update().get(pk=inspection.pk)
+        locked = Inspection.objects.select_for_update(no_key=True).get(pk=inspection.pk)
         if _claim_held_by_other(locked, inspector, timezone.now()):
             raise ReviewClaimHeld(_claim_held_message(locked))
         return verification_record(
@@ -410,10 +565,10 @@ def review_undo(*, verification: Verification, inspector: AbstractBaseUser) -> I
     if verification.inspector_id != inspector.pk:
         raise ValidationError("Only the inspector who made a decision can undo it.")
     with transaction.atomic():
-        locked = Inspection.objects.select_for_update().get(pk=verification.inspection_id)
-        latest = (
-            locked.verifications.select_related("inspector").order_by("-created_at", "-id").first()
+        locked = Inspection.objects.select_for_update(no_key=True).get(
+            pk=verification.inspection_id
         )
+        latest = latest_verification(inspection=locked)
         if latest is None or latest.pk != verification.pk:
             raise VerificationConflict(
                 f"Frame #{locked.pk} was decided again by {latest.inspector.get_username()} "

@@ -1,5 +1,6 @@
 """Edge mode: what a device needs to run its station's model itself."""
 
+from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -7,6 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +16,7 @@ from common.preprocessing import Preprocessing
 from inspection.api.permissions import station_of
 from inspection.selectors import serving_for
 from masterdata.models import Product, Station
+from models_registry.models import Deployment
 from models_registry.selectors import deployment_queryset
 
 PRODUCT_PARAMETER = OpenApiParameter(
@@ -31,7 +34,7 @@ class CanReadStationModel(BasePermission):
         return request.user.has_perm("models_registry.view_deployment")
 
 
-def _deployment_for(request, code: str):
+def _deployment_for(request: Request, code: str) -> Deployment:
     station = get_object_or_404(Station.objects.select_related("line"), code=code)
     product = None
     sku = request.query_params.get("product")
@@ -46,7 +49,7 @@ def _deployment_for(request, code: str):
 
 
 def _artifact(
-    request, field, sha256: str, code: str, kind: str, product: str | None
+    request: Request, field: FieldFile, sha256: str, code: str, kind: str, product: str | None
 ) -> dict | None:
     if not field:
         return None

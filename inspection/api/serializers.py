@@ -1,11 +1,14 @@
+import datetime as dt
 import json
 
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.request import Request
 
 from inspection import events
 from inspection.models import Inspection
+from inspection.services import EdgeResult
 from masterdata.models import Product
 
 
@@ -19,18 +22,55 @@ class ModelVersionRefSerializer(serializers.Serializer):
     version = serializers.IntegerField()
 
 
+# An idempotency key: what devices commonly send (a UUID, a counter, a
+# timestamp) in visible ASCII, short enough to index.
+IDEMPOTENCY_KEY_PATTERN = r"\A[\x21-\x7e]{1,100}\Z"
+IDEMPOTENCY_KEY_HELP = (
+    "Visible ASCII, 1-100 characters, new for every frame (a UUID is fine). "
+    "A retry with the key of a stored frame returns that frame (200), never a second row."
+)
+
+
 class JSONListField(serializers.JSONField):
-    """A JSON list that may also arrive as a string in a multipart form."""
+    """A bounded JSON list that may also arrive as a string in a multipart form.
+
+    Bounded before parsing (``max_chars``) and in depth (``max_depth``), so a
+    hostile document is a clear 400, not a RecursionError deep in the parser.
+    """
+
+    def __init__(self, *, max_chars: int = 10_000, max_items: int = 100, max_depth: int = 2, **kw):
+        super().__init__(**kw)
+        self.max_chars, self.max_items, self.max_depth = max_chars, max_items, max_depth
 
     def to_internal_value(self, data):
         if isinstance(data, str):
+            if len(data) > self.max_chars:
+                raise serializers.ValidationError(f"At most {self.max_chars:,} characters.")
             try:
                 data = json.loads(data)
+            except RecursionError:
+                raise serializers.ValidationError(
+                    f"Nested too deeply; at most {self.max_depth} levels."
+                ) from None
             except ValueError:
                 raise serializers.ValidationError("Must be a JSON list.") from None
         if not isinstance(data, list):
             raise serializers.ValidationError("Must be a JSON list.")
+        if len(data) > self.max_items:
+            raise serializers.ValidationError(f"At most {self.max_items} entries.")
+        if _depth(data, self.max_depth + 1) > self.max_depth:
+            raise serializers.ValidationError(
+                f"Nested too deeply; at most {self.max_depth} levels."
+            )
         return data
+
+
+def _depth(value, limit: int) -> int:
+    """How deeply lists and objects nest in ``value``, counted up to ``limit``."""
+    if limit <= 0 or not isinstance(value, list | dict):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
 
 
 class InspectionCreateSerializer(serializers.Serializer):
@@ -57,6 +97,14 @@ class InspectionCreateSerializer(serializers.Serializer):
     top_k = JSONListField(
         required=False, help_text='Edge mode: [{"label": ..., "confidence": ...}, ...].'
     )
+    frame_id = serializers.RegexField(
+        IDEMPOTENCY_KEY_PATTERN,
+        required=False,
+        trim_whitespace=False,  # a key is compared byte for byte
+        help_text="The frame's idempotency key, as a form field (or the Idempotency-Key header). "
+        + IDEMPOTENCY_KEY_HELP,
+        error_messages={"invalid": "Give 1-100 visible ASCII characters (a UUID is fine)."},
+    )
     model_version = serializers.RegexField(
         r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}:[0-9]{1,9}$",
         required=False,
@@ -71,14 +119,27 @@ class InspectionCreateSerializer(serializers.Serializer):
         entries.is_valid(raise_exception=True)
         return [(e["label"], e["confidence"]) for e in entries.validated_data]
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict) -> dict:
+        """Checks the edge fields come together; ``edge`` is then the device's result, or None."""
         given = [name for name in self.EDGE_FIELDS if name in attrs]
         if given and len(given) != len(self.EDGE_FIELDS):
             missing = ", ".join(n for n in self.EDGE_FIELDS if n not in attrs)
             raise serializers.ValidationError(f"An edge result also needs: {missing}.")
         if "top_k" in attrs and not given:
             raise serializers.ValidationError("top_k is only for edge results (with label).")
+        attrs["edge"] = self._edge_result(attrs) if given else None
         return attrs
+
+    @staticmethod
+    def _edge_result(attrs: dict) -> EdgeResult:
+        model, _, number = attrs["model_version"].partition(":")
+        return EdgeResult(
+            model=model,
+            version=int(number),
+            label=attrs["label"],
+            confidence=attrs["confidence"],
+            top_k=tuple(attrs.get("top_k", ())),
+        )
 
 
 class InspectionSerializer(serializers.ModelSerializer):
@@ -132,12 +193,12 @@ class InspectionSerializer(serializers.ModelSerializer):
         return inspection_representation(instance, self.context.get("request"))
 
 
-def image_url(inspection, request=None) -> str:
+def image_url(inspection: Inspection, request: Request | None = None) -> str:
     path = reverse("api-inspection-image", args=[inspection.pk])
     return request.build_absolute_uri(path) if request else path
 
 
-def inspection_representation(inspection, request=None) -> dict:
+def inspection_representation(inspection: Inspection, request: Request | None = None) -> dict:
     """An inspection as the API shows it: the dashboards' payload, with an absolute image URL.
 
     Built directly rather than field by field: this is the answer to every
@@ -151,5 +212,5 @@ def inspection_representation(inspection, request=None) -> dict:
     }
 
 
-def _iso(value) -> str:
+def _iso(value: dt.datetime) -> str:
     return serializers.DateTimeField().to_representation(value)

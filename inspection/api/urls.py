@@ -1,6 +1,6 @@
 from django.urls import include, path, re_path
 
-from inspection.api import manifest, views
+from inspection.api import datasets, manifest, views
 
 urlpatterns = [
     path("inspections/", views.InspectionListCreateView.as_view(), name="api-inspections"),
@@ -19,6 +19,11 @@ urlpatterns = [
         r"^stations/(?P<code>[^/]+)/model/(?P<kind>tflite|savedmodel)$",
         manifest.StationModelArtifactView.as_view(),
         name="api-station-model-artifact",
+    ),
+    path(
+        "datasets/from-inspections/",
+        datasets.DatasetFromInspectionsView.as_view(),
+        name="api-dataset-from-inspections",
     ),
     path("", include("inspection.api.review")),
 ]

@@ -11,6 +11,7 @@
   // Ids grow with arrival; the newest frame has the highest id.
   const newer = (a, b) => a.id > b.id;
 
+  // dashboard.css puts the " · " before it only when there is something to say.
   function reviewText(frame) {
     if (frame.review_status === "pending") return "awaiting review";
     if (frame.review_status === "verified") return "verified";
@@ -33,7 +34,7 @@
         " ",
         LS.pct(frame.confidence),
         el("br"),
-        frame.station + " · ",
+        frame.station,
         el("span", { class: "review", "data-field": "review" }, reviewText(frame))
       )
     );

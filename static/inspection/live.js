@@ -24,8 +24,18 @@
     return node;
   };
 
+  // Numbers and times shaped as common/templatetags/linesight_format.py shapes them on the server.
   LS.pct = function (value) {
-    return value === null || value === undefined ? "—" : Math.round(value * 100) + "%";
+    if (value === null || value === undefined || !isFinite(value)) return "—";
+    return String(Number((value * 100).toFixed(1))) + " %"; // 0.9734 -> "97.3 %", 0.8 -> "80 %"
+  };
+
+  LS.ms = function (value) {
+    if (value === null || value === undefined || !isFinite(value)) return "—";
+    if (Math.abs(value) < 0.001) return value === 0 ? "0 ms" : "< 0.001 ms";
+    if (Math.abs(value) < 1) return String(Number(value.toPrecision(2))) + " ms";
+    const digits = Math.abs(value) < 10 ? 2 : Math.abs(value) < 100 ? 1 : 0;
+    return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) + " ms";
   };
 
   LS.version = function (mv) {
@@ -34,7 +44,10 @@
 
   LS.time = function (iso) {
     const date = new Date(iso);
-    return isNaN(date) ? "" : date.toLocaleString();
+    if (isNaN(date)) return "";
+    const two = (n) => String(n).padStart(2, "0");
+    return date.getFullYear() + "-" + two(date.getMonth() + 1) + "-" + two(date.getDate()) + " " +
+      two(date.getHours()) + ":" + two(date.getMinutes()) + ":" + two(date.getSeconds());
   };
 
   LS.csrfToken = function () {

@@ -5,6 +5,8 @@ import random
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -51,55 +53,75 @@ class Command(BaseCommand):
             token=options["token"],
             product=options["product"],
         )
-        interval = 1.0 / options["rate"]
-        limit = options["count"] or None
-        verdicts: Counter = Counter()
-        latencies: list[float] = []
-        errors = 0
-        next_at = time.monotonic()
+        tally = _Tally()
         try:
-            for number, path in enumerate(itertools.islice(itertools.cycle(files), limit), start=1):
-                pause = next_at - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                next_at = max(next_at + interval, time.monotonic() - interval)
-                started = time.perf_counter()
-                try:
-                    response = device.post(
-                        path,
-                        serial=f"{options['station']}-{number:06d}",
-                        lot=options["lot"],
-                        edge=options["edge"],
-                    )
-                except (requests.RequestException, DeviceError) as exc:
-                    errors += 1
-                    self.stderr.write(f"frame {number}: {exc}; retrying in 2 s")
-                    time.sleep(2)
-                    continue
-                elapsed = (time.perf_counter() - started) * 1000
-                if response.status_code != 201:
-                    errors += 1
-                    self.stderr.write(
-                        f"frame {number}: HTTP {response.status_code} {response.text[:200]}"
-                    )
-                    continue
-                body = response.json()
-                verdicts[body["verdict"]] += 1
-                latencies.append(elapsed)
-                if options["verbosity"] >= 2 or number % max(1, int(options["rate"] * 10)) == 0:
-                    self.stdout.write(
-                        f"#{body['id']} {path.name}: {body['verdict']} {body['label']} "
-                        f"{body['confidence']:.2f} ({body['latency_ms']:.1f} ms server, "
-                        f"{elapsed:.1f} ms round trip)"
-                    )
+            frames = itertools.islice(itertools.cycle(files), options["count"] or None)
+            for number, path in enumerate(_paced(frames, options["rate"]), start=1):
+                self._send(device, number, path, options, tally)
         except KeyboardInterrupt:
             pass
-        sent = sum(verdicts.values())
-        summary = ", ".join(f"{v} {k}" for k, v in sorted(verdicts.items())) or "none"
-        median = f"{statistics.median(latencies):.1f} ms" if latencies else "n/a"
-        self.stdout.write(
-            f"{options['station']}: {sent} frames ({summary}), {errors} errors, "
-            f"median round trip {median}"
-        )
-        if errors and not sent:
+        self.stdout.write(f"{options['station']}: {tally.summary()}")
+        if tally.errors and not tally.sent:
             raise CommandError("No frame was accepted.")
+
+    def _send(
+        self, device: Device, number: int, path: Path, options: dict, tally: "_Tally"
+    ) -> None:
+        """Post one frame and count what came back; errors are reported, not raised."""
+        started = time.perf_counter()
+        try:
+            response = device.post(
+                path,
+                serial=f"{options['station']}-{number:06d}",
+                lot=options["lot"],
+                edge=options["edge"],
+            )
+        except (requests.RequestException, DeviceError) as exc:
+            tally.errors += 1
+            self.stderr.write(f"frame {number}: {exc}; retrying in 2 s")
+            time.sleep(2)
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code not in (200, 201):  # 200: a retry answered with the stored frame
+            tally.errors += 1
+            self.stderr.write(f"frame {number}: HTTP {response.status_code} {response.text[:200]}")
+            return
+        body = response.json()
+        tally.verdicts[body["verdict"]] += 1
+        tally.latencies.append(elapsed)
+        if options["verbosity"] >= 2 or number % max(1, int(options["rate"] * 10)) == 0:
+            self.stdout.write(
+                f"#{body['id']} {path.name}: {body['verdict']} {body['label']} "
+                f"{body['confidence']:.2f} ({body['latency_ms']:.1f} ms server, "
+                f"{elapsed:.1f} ms round trip)"
+            )
+
+
+@dataclass
+class _Tally:
+    """What the station's frames got back: verdicts, round trips, errors."""
+
+    verdicts: Counter = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    @property
+    def sent(self) -> int:
+        return sum(self.verdicts.values())
+
+    def summary(self) -> str:
+        verdicts = ", ".join(f"{v} {k}" for k, v in sorted(self.verdicts.items())) or "none"
+        median = f"{statistics.median(self.latencies):.1f} ms" if self.latencies else "n/a"
+        return f"{self.sent} frames ({verdicts}), {self.errors} errors, median round trip {median}"
+
+
+def _paced(paths: Iterable[Path], rate: float) -> Iterator[Path]:
+    """``paths`` at ``rate`` per second; after a stall it catches up by one frame, not a burst."""
+    interval = 1.0 / rate
+    next_at = time.monotonic()
+    for path in paths:
+        pause = next_at - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        next_at = max(next_at + interval, time.monotonic() - interval)
+        yield path
