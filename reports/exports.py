@@ -10,29 +10,27 @@ zones), in the CSV as ISO 8601 with the UTC offset.
 import csv
 import datetime as dt
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
 from django.utils import timezone
-from lxml import etree
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.formatting.rule import ColorScaleRule
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from models_registry.models import version_label
 from reports import figures, selectors
 from reports.filters import ReportFilters
+from reports.xlsx_rows import DATE, DATETIME, FastRows, WriteOnlyWorksheet
 
 # Excel holds 1,048,576 rows a sheet; longer row sheets continue on "<title> 2", ...
 MAX_SHEET_ROWS = 1_048_575
+PROGRESS_EVERY_ROWS = 1000
 PERCENT = "0.0%"
-DATE = "yyyy-mm-dd"
-DATETIME = "yyyy-mm-dd hh:mm:ss"
 SECONDS = "0.0"
 RATE_KEYS = {
     "defect_rate",
@@ -46,6 +44,9 @@ RATE_KEYS = {
     "recall",
     "correction_share",
     "reject_share",
+    "lab_accuracy",
+    "lab_macro_f1",
+    "lab_line_gap",
 }
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -113,6 +114,18 @@ VERSION_COLUMNS = [
     Column("escapes", "Escapes", 10),
     _rate("escape_rate", 11),
 ]
+LAB_COLUMNS = [
+    Column("model_version", "Model version", 18),
+    Column("dataset", "Dataset", 16),
+    Column("snapshot", "Snapshot", 9),
+    Column("split", "Split", 10),
+    Column("images", "Images", 9),
+    _rate("lab_accuracy", 11),
+    _rate("lab_macro_f1", 11),
+    Column("verified", "Verified frames", 10),
+    Column("agreement", "Line agreement", 11, PERCENT),
+    _rate("lab_line_gap", 11),
+]
 PRECISION_COLUMNS = [
     Column("model_version", "Model version", 18),
     Column("defect_type", "Defect type", 16),
@@ -179,6 +192,8 @@ LOG_COLUMNS = [
     Column("time_spent_s", "Time on frame (s)", 12),
     Column("frame_to_decision_s", "Frame to decision (s)", 14, unique=True),
     Column("comment", "Comment", 40, unique=True),
+    Column("undone_by", "Undone by", 14),
+    Column("undone_at", "Undone at (plant time)", 20, unique=True),
 ]
 
 _zones: dict[str, zoneinfo.ZoneInfo] = {}
@@ -196,11 +211,12 @@ def _local(value: dt.datetime | None, zone_name: str) -> dt.datetime | None:
     return value.astimezone(_zone(zone_name)) if value is not None else None
 
 
-def _clean_text(value: str) -> str:
-    """Text typed by people or devices, without the control characters xlsx cannot hold."""
-    if ILLEGAL_CHARACTERS_RE.search(value):
-        return ILLEGAL_CHARACTERS_RE.sub("", value)
-    return value
+def export_filename(params: Mapping[str, str], extension: str = "xlsx") -> str:
+    """A download's name from its filters' query parameters (as a job stores them).
+
+    E.g. linesight-report-2026-03-28-to-2026-03-29.xlsx.
+    """
+    return f"linesight-report-{params['from']}-to-{params['to']}.{extension}"
 
 
 # --- Rows ------------------------------------------------------------------------
@@ -240,7 +256,7 @@ def raw_inspection_rows(filters: ReportFilters) -> Iterator[list]:
             line,
             station,
             product,
-            f"{model} v{number}",
+            version_label(model, number),
             verdict,
             confidence,
             defect_type,
@@ -255,7 +271,7 @@ def raw_inspection_rows(filters: ReportFilters) -> Iterator[list]:
 
 
 def verification_log_rows(filters: ReportFilters) -> Iterator[list]:
-    """Every decision on the selected inspections in ``LOG_COLUMNS`` order."""
+    """Every decision on the selected inspections in ``LOG_COLUMNS`` order, undone ones marked."""
     for (
         zone,
         created_at,
@@ -271,6 +287,7 @@ def verification_log_rows(filters: ReportFilters) -> Iterator[list]:
         final_defect_type,
         time_spent_ms,
         comment,
+        undone_at,
     ) in selectors.verification_rows(filters):
         yield [
             _local(created_at, zone),
@@ -278,7 +295,7 @@ def verification_log_rows(filters: ReportFilters) -> Iterator[list]:
             _local(captured_at, zone),
             line,
             station,
-            f"{model} v{number}",
+            version_label(model, number),
             model_defect_type,
             inspector,
             decision,
@@ -286,6 +303,8 @@ def verification_log_rows(filters: ReportFilters) -> Iterator[list]:
             time_spent_ms / 1000 if time_spent_ms is not None else None,
             (created_at - captured_at).total_seconds(),
             comment or None,
+            inspector if undone_at is not None else None,  # only its own inspector undoes it
+            _local(undone_at, zone),
         ]
 
 
@@ -390,119 +409,34 @@ class _Book:
 
     def row_sheets(self, title: str, columns: list[Column], rows: Iterable[list]) -> int:
         """Long row sheets, streamed; continued on "<title> 2", ... past Excel's row limit."""
-        total, sheet, part = 0, None, 1
+        parts = [self._row_sheet(title, columns)]
         for row in rows:
-            if sheet is None or sheet.count == MAX_SHEET_ROWS:
-                if sheet is not None:
-                    sheet.close()
-                    part += 1
-                sheet = _RowSheet(self, title if part == 1 else f"{title} {part}", columns)
-            sheet.append(row)
-            total += 1
-        if sheet is None:  # no rows: the header alone
-            sheet = _RowSheet(self, title, columns)
-        sheet.close()
-        return total
+            if parts[-1].count == MAX_SHEET_ROWS:
+                parts.append(self._row_sheet(f"{title} {len(parts) + 1}", columns))
+            parts[-1].append(row)
+        for part in parts:
+            part.sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{part.count + 1}"
+        return sum(part.count for part in parts)
+
+    def _row_sheet(self, title: str, columns: list[Column]) -> FastRows:
+        sheet = self.sheet(title, [column.width for column in columns])
+        sheet.freeze_panes = "A2"
+        return FastRows(sheet, self.header(sheet, columns), [not c.unique for c in columns])
 
 
-EXCEL_EPOCH = dt.datetime(1899, 12, 30)
-EXCEL_EPOCH_DATE = EXCEL_EPOCH.date()
-DAY = dt.timedelta(days=1)
-
-
-def _xml_text(value: str) -> str:
-    value = _clean_text(value)
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-class _RowSheet:
-    """A write-only sheet fed whole ``<row>`` elements, for the sheets of every row.
-
-    openpyxl's ``append`` makes a cell object per value and writes it through
-    nested XML contexts, about 3,000 rows/s for a 19-column sheet here. These
-    sheets hold only plain values, so each row is serialised in one string and
-    handed to the worksheet's own lxml stream (the generator ``append`` uses
-    internally), at several times the speed. Everything else (frozen header,
-    column widths, autofilter, styles, the zip) stays openpyxl's. Text is
-    always written as text: a value starting with '=' never becomes a formula.
-    """
-
-    def __init__(self, book: _Book, title: str, columns: list[Column]) -> None:
-        self.sheet = book.sheet(title, [column.width for column in columns])
-        self.sheet.freeze_panes = "A2"
-        self.letters = [get_column_letter(i) for i in range(1, len(columns) + 1)]
-        self.header_style = book.cell(self.sheet, "", font=BOLD, fill=HEADER_FILL).style_id
-        self.datetime_style = book.cell(self.sheet, None, number_format=DATETIME).style_id
-        self.date_style = book.cell(self.sheet, None, number_format=DATE).style_id
-        # Values that repeat (codes, dates, choices) are serialised once per sheet.
-        self.caches = [None if column.unique else {} for column in columns]
-        self.count = 0
-        self.sheet._get_writer()
-        self.stream = self._rows(self.sheet)
-        next(self.stream)
-        self.sheet._rows = self.stream  # close() ends the stream and writes the tail
-        header = "".join(
-            f'<c r="{letter}1" s="{self.header_style}" t="inlineStr"><is><t>'
-            f"{_xml_text(column.heading)}</t></is></c>"
-            for letter, column in zip(self.letters, columns, strict=True)
-        )
-        self.stream.send(etree.fromstring(f'<row r="1">{header}</row>'))
-        self.row_number = 1
-
-    @staticmethod
-    def _rows(sheet):
-        xf = sheet._writer.xf.send(True)
-        with xf.element("sheetData"):
-            try:
-                while True:
-                    xf.write((yield))
-            except GeneratorExit:
-                pass
-        sheet._writer.xf.send(None)
-
-    def append(self, values: list) -> None:
-        self.row_number += 1
-        number = str(self.row_number)
-        cells = []
-        for letter, value, cache in zip(self.letters, values, self.caches, strict=True):
-            if value is None or value == "":
-                continue
-            tail = cache.get(value) if cache is not None else None
-            if tail is None:
-                tail = self._cell_tail(value)
-                if cache is not None and len(cache) < 10_000:
-                    cache[value] = tail
-            cells.append(f'<c r="{letter}{number}"{tail}')
-        self.stream.send(etree.fromstring(f'<row r="{number}">{"".join(cells)}</row>'))
-        self.count += 1
-
-    def _cell_tail(self, value) -> str:
-        """A cell's XML after its reference: type, style and value."""
-        if isinstance(value, str):
-            space = ' xml:space="preserve"' if value != value.strip() else ""
-            return f' t="inlineStr"><is><t{space}>{_xml_text(value)}</t></is></c>'
-        if isinstance(value, bool):
-            return f' t="b"><v>{int(value)}</v></c>'
-        if isinstance(value, int | float):  # numbers are the default cell type
-            return f"><v>{value!r}</v></c>"
-        if isinstance(value, dt.datetime):
-            serial = (value.replace(tzinfo=None) - EXCEL_EPOCH) / DAY
-            return f' s="{self.datetime_style}"><v>{serial!r}</v></c>'
-        if isinstance(value, dt.date):
-            return f' s="{self.date_style}"><v>{(value - EXCEL_EPOCH_DATE).days}</v></c>'
-        raise TypeError(f"No spreadsheet form for {type(value).__name__}")
-
-    def close(self) -> None:
-        self.sheet.auto_filter.ref = f"A1:{self.letters[-1]}{self.count + 1}"
-
-
-def write_workbook(filters: ReportFilters, target: str | IO[bytes]) -> int:
+def write_workbook(
+    filters: ReportFilters,
+    target: str | IO[bytes],
+    *,
+    on_rows: Callable[[int], None] | None = None,
+) -> int:
     """Write the report workbook to a path or binary file; returns the raw rows written.
 
     Sheets: Summary (filters, totals, definitions), Daily trend with a line
     chart, By shift / line / station / product, Pareto with a bar chart,
-    Model versions, Precision recall, Confusion matrix, Agreement by day,
-    Inspectors, Verification log and every inspection.
+    Model versions, Lab against line, Precision recall, Confusion matrix, Agreement by day,
+    Inspectors, Verification log and every inspection. ``on_rows(done)`` is
+    called every ``PROGRESS_EVERY_ROWS`` raw rows (a background job's progress).
     """
     book = _Book()
     _summary_sheet(book, filters)
@@ -524,6 +458,7 @@ def write_workbook(filters: ReportFilters, target: str | IO[bytes]) -> int:
 
     versions = selectors.model_versions(filters)
     book.table("Model versions", VERSION_COLUMNS, versions)
+    book.table("Lab against line", LAB_COLUMNS, selectors.lab_against_line(versions))
     book.table(
         "Precision recall",
         PRECISION_COLUMNS,
@@ -537,10 +472,23 @@ def write_workbook(filters: ReportFilters, target: str | IO[bytes]) -> int:
     book.table("Agreement by day", AGREEMENT_COLUMNS, selectors.agreement_by_day(filters))
     book.table("Inspectors", INSPECTOR_COLUMNS, selectors.inspectors(filters))
 
-    rows = book.row_sheets("Verification log", LOG_COLUMNS, verification_log_rows(filters))
-    rows += book.row_sheets("Inspections", RAW_COLUMNS, raw_inspection_rows(filters))
+    log = _counted(verification_log_rows(filters), 0, on_rows)
+    rows = book.row_sheets("Verification log", LOG_COLUMNS, log)
+    inspections = _counted(raw_inspection_rows(filters), rows, on_rows)
+    rows += book.row_sheets("Inspections", RAW_COLUMNS, inspections)
     book.workbook.save(target)
     return rows
+
+
+def _counted(rows: Iterator[list], before: int, on_rows: Callable[[int], None] | None):
+    """The rows as they are, telling ``on_rows`` the running total every so many."""
+    if on_rows is None:
+        yield from rows
+        return
+    for done, row in enumerate(rows, start=before + 1):
+        if done % PROGRESS_EVERY_ROWS == 0:
+            on_rows(done)
+        yield row
 
 
 def _summary_sheet(book: _Book, filters: ReportFilters) -> None:

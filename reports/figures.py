@@ -126,7 +126,25 @@ DEFINITIONS: dict[str, tuple[str, str]] = {
         "Verified frames counted by the model's defect type (rows) and the inspector's "
         "final one (columns); the diagonal is agreement.",
     ),
-    "decisions": ("Decisions", "Verification records an inspector made (a change is a new one)."),
+    "lab_accuracy": (
+        "Lab accuracy",
+        "The version's accuracy in its latest finished evaluation on a dataset snapshot "
+        "(images whose label it predicted / images of the evaluated split).",
+    ),
+    "lab_macro_f1": (
+        "Lab macro-F1",
+        "The mean F1 over the classes of that evaluation (each class counts the same).",
+    ),
+    "lab_line_gap": (
+        "Lab - line",
+        "Lab accuracy minus agreement with inspectors on the line, in points: a large "
+        "positive gap means the line sees images the dataset does not represent.",
+    ),
+    "decisions": (
+        "Decisions",
+        "Verification records an inspector made (a change is a new one); a decision its "
+        "inspector undid (replaced by their next decision on the frame) is left out.",
+    ),
     "decisions_per_hour": (
         "Decisions per hour",
         "Decisions / active hours, an active hour being a clock hour in which the "

@@ -7,6 +7,7 @@ plant's time zone, both included), ``plant`` and ``line`` (codes),
 wrong is reported in one sentence that names the parameter.
 """
 
+import calendar
 import datetime as dt
 import re
 import zoneinfo
@@ -22,7 +23,7 @@ from django.db.models.lookups import GreaterThanOrEqual, LessThanOrEqual
 from django.utils import timezone
 
 from masterdata.models import Line, Plant, Product, Shift, Station
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, version_label
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 366
@@ -66,7 +67,7 @@ class ReportFilters:
 
         ``date_index=False`` compares the capture date through an expression
         SQLite cannot look up in an index, for ranges that hold most of the
-        table (see ``reports.selectors.inspections``).
+        table (``reports.selectors.date_index_pays`` decides).
         """
         conditions = {}
         if date_index:
@@ -106,7 +107,7 @@ class ReportFilters:
         if self.product is not None:
             params["product"] = self.product.sku
         if self.model_version is not None:
-            params["model_version"] = model_version_label(self.model_version)
+            params["model_version"] = self.model_version_label
         if self.shift is not None:
             params["shift"] = self.shift
         return params
@@ -120,13 +121,16 @@ class ReportFilters:
             ("Line", self.line.code if self.line else "all"),
             ("Station", self.station.code if self.station else "all"),
             ("Product", self.product.sku if self.product else "all"),
-            (
-                "Model version",
-                model_version_label(self.model_version) if self.model_version else "all",
-            ),
+            ("Model version", self.model_version_label or "all"),
             ("Shift", self.shift or "all"),
             ("Time zone", str(self.time_zone)),
         ]
+
+    @property
+    def model_version_label(self) -> str | None:
+        """The chosen version as people name it (and as ``model_version`` accepts it)."""
+        version = self.model_version
+        return version_label(version.model.name, version.number) if version else None
 
     @property
     def days(self) -> list[dt.date]:
@@ -134,19 +138,8 @@ class ReportFilters:
         return [self.date_from + dt.timedelta(days=i) for i in range(count)]
 
     @cached_property
-    def date_index_pays(self) -> bool:
-        """Whether the database should find the range through the capture-date index."""
-        from reports.selectors import date_index_pays
-
-        return date_index_pays(self.date_from, self.date_to)
-
-    @cached_property
     def time_zone(self) -> zoneinfo.ZoneInfo:
         return report_time_zone(_plant_of(self.plant, self.line, self.station))
-
-
-def model_version_label(version: ModelVersion) -> str:
-    return f"{version.model.name} v{version.number}"
 
 
 def _plant_of(plant: Plant | None, line: Line | None, station: Station | None) -> Plant | None:
@@ -167,11 +160,62 @@ def report_time_zone(plant: Plant | None) -> zoneinfo.ZoneInfo:
     return zoneinfo.ZoneInfo(zones[0] if len(zones) == 1 else settings.TIME_ZONE)
 
 
-class ReportFilterForm(forms.Form):
-    """Parses and checks the filters; ``filters()`` returns them or raises ReportFilterError."""
+# What leaving a parameter out means, for the message refusing it empty.
+OMITTED_MEANS = {"from": "the default period", "to": "the default period"}
 
-    date_from = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
-    date_to = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
+
+# ASCII digits only: \d would take other scripts' digits, which int() then reads.
+DATE_SHAPE = re.compile(r"^(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})$")
+
+
+class ReportDateField(forms.Field):
+    """A YYYY-MM-DD date, parsed here so a refusal says which part is wrong.
+
+    ``date.fromisoformat`` only says "out of range"; a person who typed
+    2026-13-01 needs to hear that the month is the problem.
+    """
+
+    def to_python(self, value) -> dt.date | None:
+        text = str(value).strip() if value is not None else ""
+        if not text:
+            return None
+        match = DATE_SHAPE.match(text)
+        if match is None:
+            raise ValidationError("not a YYYY-MM-DD date", code="date_shape")
+        year, month, day = (int(match[part]) for part in ("year", "month", "day"))
+        if year < 1:
+            raise ValidationError(
+                "year 0000 does not exist; years start at 0001.", code="date_part"
+            )
+        if not 1 <= month <= 12:
+            raise ValidationError(
+                f"month {match['month']} does not exist; months go from 01 to 12.",
+                code="date_part",
+            )
+        days = calendar.monthrange(year, month)[1]
+        if not 1 <= day <= days:
+            raise ValidationError(
+                f"day {match['day']} does not exist; "
+                f"{calendar.month_name[month]} {year} has {days} days.",
+                code="date_part",
+            )
+        return dt.date(year, month, day)
+
+
+class ReportFilterForm(forms.Form):
+    """Parses and checks the filters; ``filters()`` returns them or raises ReportFilterError.
+
+    A parameter given empty (``?station=``) is refused unless ``blank_means_all``:
+    a script whose variable was unset must not get every station's figures
+    as if they were one's. The page's own form sends its "all" choices empty.
+    """
+
+    def __init__(self, *args, blank_means_all: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.blank_means_all = blank_means_all
+
+    date_from = ReportDateField(required=False)
+    date_to = ReportDateField(required=False)
     plant = forms.CharField(required=False, max_length=50)
     line = forms.CharField(required=False, max_length=50)
     station = forms.CharField(required=False, max_length=50)
@@ -187,6 +231,8 @@ class ReportFilterForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
+        if not self.blank_means_all:
+            self._refuse_empty()
         plant = self._lookup(Plant.objects.all(), "plant", "code", data.get("plant"))
         line = self._lookup(Line.objects.select_related("plant"), "line", "code", data.get("line"))
         station = self._lookup(
@@ -221,6 +267,15 @@ class ReportFilterForm(forms.Form):
             shift=shift,
         )
         return data
+
+    def _refuse_empty(self) -> None:
+        for param in PARAMETERS:
+            value = self.data.get(param)
+            if value is not None and not str(value).strip():
+                meaning = OMITTED_MEANS.get(param, f"every {param.replace('_', ' ')}")
+                raise ValidationError(
+                    f"'{param}' is empty: leave it out for {meaning}, or give a value."
+                )
 
     def _lookup(self, queryset, param: str, field: str, value: str | None):
         if not value:
@@ -275,15 +330,24 @@ class ReportFilterForm(forms.Form):
                 return str(errors[0])
             param = FIELD_PARAMETER.get(field, field)
             value = self.data.get(param, "")
-            if isinstance(self.fields[field], forms.DateField):
+            error = errors.as_data()[0]
+            if error.code == "date_shape":
                 return f"'{param}' must be a date written YYYY-MM-DD, not '{value}'."
-            return f"'{param}': {errors[0]}"
+            if error.code == "date_part":
+                return f"'{param}' ({value}): {error.messages[0]}"
+            if error.code == "max_length":
+                limit = self.fields[field].max_length
+                return f"'{param}' is too long: at most {limit} characters, not {len(value)}."
+            return f"'{param}': {error.messages[0]}"
         return "Invalid filters."
 
 
-def report_filters(data) -> ReportFilters:
-    """Filters from a query dict (or any mapping of strings); raises ReportFilterError."""
-    form = ReportFilterForm(data)
+def report_filters(data, *, blank_means_all: bool = False) -> ReportFilters:
+    """Filters from a query dict (or any mapping of strings); raises ReportFilterError.
+
+    Empty parameters are refused unless ``blank_means_all`` (the report page's form).
+    """
+    form = ReportFilterForm(data, blank_means_all=blank_means_all)
     if not form.is_valid():
         raise ReportFilterError(form.first_error())
     return form.cleaned_data["filters"]

@@ -8,6 +8,7 @@ API and the workbook show as they are. Rates are computed from the counts by
 """
 
 import datetime as dt
+import weakref
 from collections.abc import Iterator
 
 from django.db import connection
@@ -21,31 +22,55 @@ from django.db.models import (
     IntegerField,
     Max,
     Min,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
 from django.db.models.functions import TruncHour
 
+from common.models import Job, JobState
 from inspection.choices import Decision, ReviewStatus
 from inspection.models import Inspection, Verification
 from masterdata.choices import SEVERITY_RANK
 from masterdata.models import Line, Product, Shift, Station
+from models_registry.evaluation.models import Evaluation
+from models_registry.models import version_label
 from reports import figures
 from reports.filters import ReportFilters
+from reports.kinds import REPORT_EXPORT
 
 
 def inspections(filters: ReportFilters) -> QuerySet[Inspection]:
     """The inspections the filters select (capture date in the plant's zone, and the rest)."""
-    return Inspection.objects.filter(filters.inspection_q(date_index=filters.date_index_pays))
+    return Inspection.objects.filter(filters.inspection_q(date_index=date_index_pays(filters)))
 
 
 def verifications(filters: ReportFilters) -> QuerySet[Verification]:
-    """Every decision (superseded ones included) on the inspections the filters select."""
+    """Every decision (superseded and undone ones included) on the inspections selected,
+    each with who decided the frame next and when (see :data:`UNDONE`)."""
     return Verification.objects.filter(
-        filters.inspection_q("inspection__", date_index=filters.date_index_pays)
+        filters.inspection_q("inspection__", date_index=date_index_pays(filters))
+    ).annotate(next_inspector=_next_decision("inspector"), next_at=_next_decision("created_at"))
+
+
+def _next_decision(field: str) -> Subquery:
+    """``field`` of the decision that followed this one on its frame (newest wins ties by id)."""
+    later = Verification.objects.filter(inspection=OuterRef("inspection")).filter(
+        Q(created_at__gt=OuterRef("created_at"))
+        | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
     )
+    return Subquery(later.order_by("created_at", "id").values(field)[:1])
+
+
+# An undo hands a decision back to its inspector, and only their next decision on
+# the frame (superseding it) makes the undo take effect; pressing "keep" leaves it
+# in force. So a decision followed by one of the same inspector is the undone one,
+# and a decision followed by another inspector's was overruled, not undone.
+UNDONE = Q(next_inspector=F("inspector"))
+IN_FORCE_OR_OVERRULED = Q(next_inspector__isnull=True) | ~UNDONE
 
 
 # SQLite has no statistics on how dates spread, so it reads a range of any
@@ -53,12 +78,25 @@ def verifications(filters: ReportFilters) -> QuerySet[Verification]:
 # range holding the whole of a 1M-row table then takes seconds where a plain
 # scan takes a fraction of one. PostgreSQL plans from its statistics.
 SCAN_SHARE = 0.25
+# The answer for each filters object, so a report's tables ask the database once.
+_date_index_answers: "weakref.WeakKeyDictionary[ReportFilters, bool]" = weakref.WeakKeyDictionary()
 
 
-def date_index_pays(date_from: dt.date, date_to: dt.date) -> bool:
-    """Whether a date range is narrow enough for the capture-date index to pay (one query)."""
+def date_index_pays(filters: ReportFilters) -> bool:
+    """Whether the filters' date range is narrow enough for the capture-date index to pay.
+
+    On SQLite one aggregate query, remembered while the filters object lives (equal
+    filters share the answer).
+    """
     if connection.vendor != "sqlite":
         return True
+    answer = _date_index_answers.get(filters)
+    if answer is None:
+        answer = _date_index_answers[filters] = _narrow_enough(filters.date_from, filters.date_to)
+    return answer
+
+
+def _narrow_enough(date_from: dt.date, date_to: dt.date) -> bool:
     span = Inspection.objects.aggregate(first=Min("local_date"), last=Max("local_date"))
     if span["first"] is None:
         return True
@@ -206,7 +244,7 @@ def pareto(filters: ReportFilters) -> list[dict]:
 
 
 def _version_label(row: dict) -> str:
-    return f"{row['model_version__model__name']} v{row['model_version__number']}"
+    return version_label(row["model_version__model__name"], row["model_version__number"])
 
 
 VERSION_FIELDS = ("model_version", "model_version__model__name", "model_version__number")
@@ -253,6 +291,7 @@ def model_versions(filters: ReportFilters) -> list[dict]:
         table.append(
             {
                 "model_version": _version_label(row),
+                "model_version_id": row["model_version"],
                 "model": row["model_version__model__name"],
                 "version": row["model_version__number"],
                 "frames": row["frames"],
@@ -317,6 +356,82 @@ def agreement_by_day(filters: ReportFilters) -> list[dict]:
     ]
 
 
+# --- Lab against line ----------------------------------------------------------
+
+EVALUATION_FIELDS = (
+    "version_id",
+    "challenger_id",
+    "split",
+    "image_count",
+    "snapshot__number",
+    "snapshot__dataset__name",
+    "job__finished",
+)
+
+
+def latest_evaluations(version_ids: list[int]) -> dict[int, dict]:
+    """Each version's latest finished evaluation (as champion or challenger), by version id.
+
+    One query; only the two figures are read out of the metrics, not the whole JSON.
+    """
+    rows = (
+        Evaluation.objects.filter(job__state=JobState.DONE)
+        .filter(Q(version_id__in=version_ids) | Q(challenger_id__in=version_ids))
+        .values(
+            *EVALUATION_FIELDS,
+            accuracy=F("metrics__accuracy"),
+            macro_f1=F("metrics__macro_f1"),
+            challenger_accuracy=F("challenger_metrics__accuracy"),
+            challenger_macro_f1=F("challenger_metrics__macro_f1"),
+        )
+        .order_by("-job__finished", "-id")
+    )
+    latest: dict[int, dict] = {}
+    for row in rows:
+        for version_id, prefix in ((row["version_id"], ""), (row["challenger_id"], "challenger_")):
+            accuracy = row[f"{prefix}accuracy"]
+            if version_id in version_ids and version_id not in latest and accuracy is not None:
+                latest[version_id] = {
+                    "dataset": row["snapshot__dataset__name"],
+                    "snapshot": row["snapshot__number"],
+                    "split": row["split"],
+                    "images": row["image_count"],
+                    "evaluated_at": row["job__finished"],
+                    "lab_accuracy": accuracy,
+                    "lab_macro_f1": row[f"{prefix}macro_f1"],
+                }
+    return latest
+
+
+NO_EVALUATION = dict.fromkeys(
+    ("dataset", "snapshot", "split", "images", "evaluated_at", "lab_accuracy", "lab_macro_f1")
+)
+
+
+def lab_against_line(versions: list[dict]) -> list[dict]:
+    """Per version of :func:`model_versions`: its latest evaluation on a dataset next to its
+    agreement with inspectors on the line, and the gap (lab minus line), to see drift."""
+    latest = latest_evaluations([version["model_version_id"] for version in versions])
+    table = []
+    for version in versions:
+        lab = latest.get(version["model_version_id"], NO_EVALUATION)
+        line = version["agreement"]
+        table.append(
+            {
+                "model_version": version["model_version"],
+                **lab,
+                "verified": version["verified"],
+                "agreement": line,
+                "lab_line_gap": (
+                    lab["lab_accuracy"] - line
+                    if lab["lab_accuracy"] is not None and line is not None
+                    else None
+                ),
+            }
+        )
+    return table
+
+
 # --- Inspectors ----------------------------------------------------------------
 
 
@@ -327,6 +442,7 @@ def inspectors(filters: ReportFilters) -> list[dict]:
     )
     rows = (
         verifications(filters)
+        .filter(IN_FORCE_OR_OVERRULED)  # an undone decision is not one the inspector stands by
         .values("inspector__username")
         .annotate(
             decisions=Count("id"),
@@ -416,13 +532,16 @@ LOG_FIELDS = (
     "defect_type__code",
     "time_spent_ms",
     "comment",
+    "undone_at",
 )
 
 
 def verification_rows(filters: ReportFilters, *, chunk_size: int = 2000) -> Iterator[tuple]:
-    """Every decision on the selected inspections, oldest first, as tuples of ``LOG_FIELDS``."""
+    """Every decision on the selected inspections, oldest first, as tuples of ``LOG_FIELDS``;
+    ``undone_at`` is when its inspector's next decision undid it, else None."""
     return (
         verifications(filters)
+        .annotate(undone_at=Case(When(UNDONE, then=F("next_at")), default=None))
         .order_by("created_at", "id")
         .values_list(*LOG_FIELDS)
         .iterator(chunk_size=chunk_size)
@@ -432,3 +551,13 @@ def verification_rows(filters: ReportFilters, *, chunk_size: int = 2000) -> Iter
 def row_count(filters: ReportFilters) -> int:
     """Rows a workbook would hold: inspections plus decisions (two count queries)."""
     return inspections(filters).count() + verifications(filters).count()
+
+
+def recent_exports(user, *, limit: int = 5) -> list[Job]:
+    """The person's latest background workbook exports, newest first."""
+    return list(Job.objects.filter(kind=REPORT_EXPORT, requested_by=user)[:limit])
+
+
+def export_job_of(user, job_id) -> Job | None:
+    """A background workbook export, if this person asked for it (nobody else sees it)."""
+    return Job.objects.filter(pk=job_id, kind=REPORT_EXPORT, requested_by=user).first()

@@ -2,167 +2,68 @@
 
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-from functools import partial
+from contextlib import suppress
+from functools import partial, wraps
 from itertools import islice
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.core.handlers.asgi import ASGIRequest
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from masterdata.models import Line, Plant, Product, Shift, Station
-from models_registry.models import ModelVersion
-from reports import exports, figures, selectors
+from common.jobs import job_retry
+from common.models import Job, JobState
+from reports import exports, page, selectors
 from reports.filters import ReportFilterError, ReportFilters, report_filters
-from reports.models import ExportJob, ExportStatus
-from reports.services import export_filename, export_job_request
+from reports.services import export_job_request
 
 reports_permission = permission_required("reports.view_reports", raise_exception=True)
+ReportView = Callable[..., HttpResponse]
 
 
-def _page_with_error(request: HttpRequest, message: str) -> HttpResponse:
-    context = {"params": request.GET.dict(), "error": message, **_pickers()}
-    return render(request, "reports/report.html", context, status=400)
+def _report_view(view: ReportView) -> ReportView:
+    """GET only, for signed-in users with the reports permission."""
+    return require_GET(login_required(reports_permission(view)))
 
 
-def _pickers() -> dict:
-    """Choices for the filter form."""
-    return {
-        "plants": Plant.objects.values_list("code", flat=True),
-        "lines": Line.objects.values_list("code", flat=True),
-        "stations": Station.objects.values_list("code", flat=True),
-        "products": Product.objects.values_list("sku", flat=True),
-        "model_versions": [
-            f"{name} v{number}"
-            for name, number in ModelVersion.objects.order_by("model__name", "number").values_list(
-                "model__name", "number"
-            )
-        ],
-        "shift_names": Shift.objects.order_by("name").values_list("name", flat=True).distinct(),
-    }
+def _filtered(view: Callable[[HttpRequest, ReportFilters], HttpResponse]) -> ReportView:
+    """A report view called with the request's filters; wrong filters show the page's error."""
+
+    @wraps(view)
+    def with_filters(request: HttpRequest) -> HttpResponse:
+        try:
+            # The page's form sends its "all" choices as empty fields.
+            filters = report_filters(request.GET, blank_means_all=True)
+        except ReportFilterError as error:
+            context = {"params": request.GET.dict(), "error": error.message}
+            context.update(page.filter_choices())
+            return render(request, "reports/report.html", context, status=400)
+        return view(request, filters)
+
+    return _report_view(with_filters)
 
 
-def report_context(filters: ReportFilters) -> dict:
-    """Every table of the page, one query each, and the data its charts draw."""
-    daily = selectors.volume(filters, by="day")
-    pareto = selectors.pareto(filters)
-    versions = selectors.model_versions(filters)
-    agreement = selectors.agreement_by_day(filters)
-    chart_data = {
-        "daily": {
-            "labels": [row["date"].isoformat() for row in daily],
-            "defect_rate": [row["defect_rate"] for row in daily],
-            "first_pass_yield": [row["first_pass_yield"] for row in daily],
-        },
-        "pareto": {
-            "labels": [row["defect_type"] for row in pareto],
-            "confirmed": [row["confirmed"] for row in pareto],
-            "cumulative_share": [row["cumulative_share"] for row in pareto],
-        },
-        "agreement": {
-            "labels": [day.isoformat() for day in filters.days],
-            "versions": {},
-        },
-    }
-    for row in agreement:
-        series = chart_data["agreement"]["versions"].setdefault(
-            row["model_version"], {day: None for day in chart_data["agreement"]["labels"]}
-        )
-        series[row["date"].isoformat()] = row["agreement"]
-    chart_data["agreement"]["versions"] = {
-        name: list(series.values()) for name, series in chart_data["agreement"]["versions"].items()
-    }
-    for version in versions:
-        version["heat"] = _heat_rows(version)
-    return {
-        "filters": filters,
-        "query": urlencode(filters.as_params()),
-        "totals": selectors.totals(filters),
-        "tables": [
-            {
-                "id": by,
-                "title": title,
-                "columns": exports.DIMENSION_COLUMNS[by] + exports.VOLUME_COLUMNS,
-                "rows": daily if by == "day" else selectors.volume(filters, by=by),
-            }
-            for by, title in (
-                ("day", "By day"),
-                ("shift", "By shift"),
-                ("line", "By line"),
-                ("station", "By station"),
-                ("product", "By product"),
-            )
-        ],
-        "volume_columns": exports.VOLUME_COLUMNS,
-        "pareto": pareto,
-        "pareto_columns": exports.PARETO_COLUMNS,
-        "versions": versions,
-        "version_columns": exports.VERSION_COLUMNS,
-        "precision_columns": exports.PRECISION_COLUMNS[1:],
-        "agreement": agreement,
-        "agreement_columns": exports.AGREEMENT_COLUMNS,
-        "inspectors": selectors.inspectors(filters),
-        "inspector_columns": exports.INSPECTOR_COLUMNS,
-        "definitions": figures.DEFINITIONS,
-        "chart_data": chart_data,
-    }
-
-
-def _heat_rows(version: dict) -> list[dict]:
-    """The confusion matrix with each cell's share of its row, to shade the heat map."""
-    names = [label or "no defect" for label in version["labels"]]
-    rows = []
-    for name, counts in zip(names, version["matrix"], strict=True):
-        total = sum(counts)
-        rows.append(
-            {
-                "label": name,
-                "cells": [
-                    {
-                        "column": column,
-                        "count": count,
-                        "heat": f"{count / total:.2f}" if total else "0",
-                        "hot": bool(total) and count / total >= 0.6,
-                        "diagonal": column == name,
-                    }
-                    for column, count in zip(names, counts, strict=True)
-                ],
-            }
-        )
-    return rows
-
-
-@require_GET
-@login_required
-@reports_permission
-def report_page(request: HttpRequest) -> HttpResponse:
-    try:
-        filters = report_filters(request.GET)
-    except ReportFilterError as error:
-        return _page_with_error(request, error.message)
+@_filtered
+def report_page(request: HttpRequest, filters: ReportFilters) -> HttpResponse:
     context = {
         "params": filters.as_params(),
-        "recent_exports": ExportJob.objects.filter(requested_by=request.user)[:5],
-        **_pickers(),
-        **report_context(filters),
+        "recent_exports": selectors.recent_exports(request.user),
+        **page.filter_choices(),
+        **page.report_context(filters),
     }
     return render(request, "reports/report.html", context)
 
 
-@require_GET
-@login_required
-@reports_permission
-def export_xlsx(request: HttpRequest) -> HttpResponse:
+@_filtered
+def export_xlsx(request: HttpRequest, filters: ReportFilters) -> HttpResponse:
     """The workbook now, or as a background job when it holds too many rows for a request."""
-    try:
-        filters = report_filters(request.GET)
-    except ReportFilterError as error:
-        return _page_with_error(request, error.message)
     if selectors.row_count(filters) > settings.LINESIGHT["EXPORT_INLINE_MAX_ROWS"]:
         job = export_job_request(user=request.user, filters=filters)
         return redirect("reports:export-job", job_id=job.pk)
@@ -174,21 +75,15 @@ def export_xlsx(request: HttpRequest) -> HttpResponse:
     except BaseException:
         workbook.close()
         raise
-    return FileResponse(workbook, as_attachment=True, filename=export_filename(filters))
+    return _file_response(request, workbook, exports.export_filename(filters.as_params()))
 
 
-@require_GET
-@login_required
-@reports_permission
-def export_csv(request: HttpRequest) -> HttpResponse:
+@_filtered
+def export_csv(request: HttpRequest, filters: ReportFilters) -> HttpResponse:
     """Every selected inspection as CSV, streamed from the database."""
-    try:
-        filters = report_filters(request.GET)
-    except ReportFilterError as error:
-        return _page_with_error(request, error.message)
     content = _streamed(request, partial(exports.csv_chunks, filters))
     response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
-    name = export_filename(filters).replace(".xlsx", ".csv")
+    name = exports.export_filename(filters.as_params(), "csv")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
@@ -212,39 +107,74 @@ async def _async_chunks(chunks: Callable[[], Iterator[bytes]]) -> AsyncIterator[
             yield chunk
 
 
-def _own_job(request: HttpRequest, job_id) -> ExportJob:
-    job = ExportJob.objects.filter(pk=job_id, requested_by=request.user).first()
+FILE_BLOCK_BYTES = 256 * 1024
+
+
+def _file_response(request: HttpRequest, file, filename: str) -> FileResponse:
+    """A download of an open binary file, closed once sent.
+
+    Under ASGI the file is read a block at a time through an async iterator:
+    Django would otherwise read a file's sync iterator whole into memory,
+    with a "must consume synchronous iterators" warning, before sending it.
+    """
+    response = FileResponse(file, as_attachment=True, filename=filename)
+    if isinstance(request, ASGIRequest):
+        response.streaming_content = _async_blocks(file)  # the file stays among its closers
+    return response
+
+
+async def _async_blocks(file) -> AsyncIterator[bytes]:
+    read = sync_to_async(file.read, thread_sensitive=True)
+    while block := await read(FILE_BLOCK_BYTES):
+        yield block
+
+
+def _own_job(request: HttpRequest, job_id) -> Job:
+    job = selectors.export_job_of(request.user, job_id)
     if job is None:
         raise Http404("No such export of yours.")
     return job
 
 
-@require_GET
-@login_required
-@reports_permission
+@_report_view
 def export_job(request: HttpRequest, job_id) -> HttpResponse:
-    """The status of a background export; reloads itself until the workbook is ready."""
+    """A background export's page; its script follows the job through the jobs API."""
     job = _own_job(request, job_id)
+    filters = job.payload.get("filters", {})
     return render(
         request,
         "reports/export_job.html",
         {
             "job": job,
-            "waiting": job.status in {ExportStatus.QUEUED, ExportStatus.RUNNING},
+            "filters": filters,
+            "waiting": job.state in {JobState.QUEUED, JobState.RUNNING},
+            "percent": round(job.progress * 100),
+            "job_url": reverse("job-detail", args=[job.pk]),
             "download_url": reverse("reports:export-job-download", args=[job.pk]),
-            "report_url": f"{reverse('reports:page')}?{urlencode(job.filters)}",
+            "report_url": f"{reverse('reports:page')}?{urlencode(filters)}",
         },
     )
 
 
-@require_GET
+@_report_view
+def export_job_download(request: HttpRequest, job_id) -> HttpResponse:
+    """A finished export's workbook, for the person who asked for it."""
+    job = _own_job(request, job_id)
+    name = (job.result or {}).get("file", "")
+    if job.state != JobState.DONE or not name:
+        raise Http404("This export is not ready.")
+    if not default_storage.exists(name):
+        raise Http404("This export's file is gone; export the report again.")
+    filename = exports.export_filename(job.payload.get("filters", {}))
+    return _file_response(request, default_storage.open(name, "rb"), filename)
+
+
+@require_POST
 @login_required
 @reports_permission
-def export_job_download(request: HttpRequest, job_id) -> HttpResponse:
+def export_job_run_again(request: HttpRequest, job_id) -> HttpResponse:
+    """Queue a failed or cancelled export again (same job, same filters, same file name)."""
     job = _own_job(request, job_id)
-    if job.status != ExportStatus.DONE or not job.file:
-        raise Http404("This export is not ready.")
-    frm, to = job.filters.get("from", "from"), job.filters.get("to", "to")
-    return FileResponse(
-        job.file.open("rb"), as_attachment=True, filename=f"linesight-report-{frm}-to-{to}.xlsx"
-    )
+    with suppress(ValidationError):  # already queued, running or done: its page shows which
+        job_retry(job=job)
+    return redirect("reports:export-job", job_id=job.pk)

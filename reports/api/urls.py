@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports.api import views
+from reports.api import evaluation, views
 
 urlpatterns = [
     path("reports/summary/", views.SummaryView.as_view(), name="reports-summary"),
@@ -11,4 +11,9 @@ urlpatterns = [
     ),
     path("reports/agreement/", views.AgreementView.as_view(), name="reports-agreement"),
     path("reports/inspectors/", views.InspectorsView.as_view(), name="reports-inspectors"),
+    path(
+        "evaluations/<int:pk>/export.xlsx",
+        evaluation.EvaluationExportView.as_view(),
+        name="evaluation-export-xlsx",
+    ),
 ]

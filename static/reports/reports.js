@@ -9,8 +9,10 @@
   const tooltipPercent = { callbacks: { label: (c) => c.dataset.label + ": " + percent(c.parsed.y) } };
   window.lineSightCharts = {};
 
+  // One day of frames makes a lone dot as a line: bars show its figures plainly.
+  const trendType = data.daily.days_with_frames < 2 ? "bar" : "line";
   window.lineSightCharts.trend = new Chart(document.getElementById("chart-trend"), {
-    type: "line",
+    type: trendType,
     data: {
       labels: data.daily.labels,
       datasets: [

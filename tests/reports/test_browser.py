@@ -1,10 +1,13 @@
 """A Viewer in a real Chromium: the reports page draws its charts and the workbook agrees."""
 
 import io
+import threading
 
 import openpyxl
 import pytest
+from django.db import connections
 
+from common.jobs import job_run
 from tests import factories
 from tests.browser.chromium import CHROMIUM_ARGS
 from tests.conftest import committed_db
@@ -100,4 +103,71 @@ def test_viewer_sees_charts_and_downloads_a_workbook_that_agrees(
     summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True) if row[0]}
     assert summary["Frames"] == expected.TOTALS["frames"]
     assert f"{summary['Defect rate'] * 100:.1f} %" == "61.5 %"
+    assert page.errors == []
+
+
+def _work(job_id: str) -> None:
+    """What the exports queue's worker does with the job, in a thread of its own."""
+    try:
+        job_run(job_id)
+    finally:
+        connections.close_all()
+
+
+def test_a_large_export_page_follows_its_job_and_offers_the_workbook(
+    committed_plant, live_server, page, tmp_path, settings
+):
+    settings.LINESIGHT = {**settings.LINESIGHT, "EXPORT_INLINE_MAX_ROWS": 10}  # 13 + 9 rows
+    page.goto(f"{live_server.url}/accounts/login/?next=/reports/%3Ffrom%3D2026-03-28")
+    page.fill("input[name=username]", "vera")
+    page.fill("input[name=password]", "pw-vera-1")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/reports/?from=2026-03-28")
+    page.goto(f"{live_server.url}/reports/?from=2026-03-28&to=2026-03-29")
+    page.click("text=Download workbook (.xlsx)")
+    page.wait_for_url("**/reports/exports/*/")
+    status = page.locator("#export-status")
+    assert status.get_attribute("data-status") == "queued"
+    assert "Queued" in status.inner_text()
+
+    worker = threading.Thread(target=_work, args=(page.url.rstrip("/").rsplit("/", 1)[1],))
+    worker.start()
+    worker.join(timeout=60)
+    # The page's script sees the job finish through the jobs API, without a reload.
+    page.wait_for_selector("#export-download", timeout=15_000)
+    assert status.get_attribute("data-status") == "done"
+    rows = expected.TOTALS["frames"] + expected.VERIFICATION_LOG_SIZE
+    assert f"Ready: {rows} rows." in status.inner_text()
+    with page.expect_download() as download:
+        page.click("#export-download")
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.name == "linesight-report-2026-03-28-to-2026-03-29.xlsx"
+    book = openpyxl.load_workbook(io.BytesIO(path.read_bytes()))
+    summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True) if row[0]}
+    assert summary["Frames"] == expected.TOTALS["frames"]
+    assert page.errors == []
+
+
+def test_one_day_of_frames_is_drawn_as_bars_not_a_lone_dot(committed_plant, live_server, page):
+    page.goto(f"{live_server.url}/accounts/login/?next=/reports/%3Ffrom%3D2026-03-22")
+    page.fill("input[name=username]", "vera")
+    page.fill("input[name=password]", "pw-vera-1")
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/reports/?from=2026-03-22&to=2026-03-28")
+    page.wait_for_function("window.lineSightCharts && window.lineSightCharts.trend")
+    # The 27th has one frame and the 28th seven: two days, a line.
+    assert page.evaluate("window.lineSightCharts.trend.config.type") == "line"
+    page.goto(f"{live_server.url}/reports/?from=2026-03-21&to=2026-03-27")
+    page.wait_for_function("window.lineSightCharts && window.lineSightCharts.trend")
+    trend = page.evaluate(
+        """() => {
+          const chart = window.lineSightCharts.trend;
+          const bars = chart.getDatasetMeta(0).data;
+          return {type: chart.config.type, width: bars.length ? bars[6].width : 0};
+        }"""
+    )
+    assert trend["type"] == "bar"
+    assert trend["width"] > 5  # a visible bar on the one day with frames
+    assert "Only one day" in page.locator("#trend-note").inner_text()
     assert page.errors == []

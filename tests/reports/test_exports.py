@@ -3,17 +3,24 @@
 import csv
 import io
 import warnings
+from datetime import timedelta
 
 import openpyxl
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.test import AsyncClient
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
+from common.jobs import job_enqueue, job_run, run_job
+from common.models import Job
 from inspection.models import Inspection
 from inspection.services import verification_record
 from reports import exports, selectors
 from reports.filters import report_filters
-from reports.models import ExportJob, ExportStatus
+from reports.jobs import export_file_name
 from tests import factories
 from tests.conftest import committed_db, stored_files
 from tests.reports import expected
@@ -26,8 +33,20 @@ def workbook_of(response):
     return openpyxl.load_workbook(io.BytesIO(b"".join(response.streaming_content)))
 
 
-def run_worker():
-    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+def exported_files(media) -> list[str]:
+    return [name for name in stored_files(media) if name.startswith("exports/")]
+
+
+def run_worker(queues: str):
+    call_command(
+        "db_worker",
+        "--batch",
+        "--no-startup-delay",
+        "--no-reload",
+        "--queue-name",
+        queues,
+        verbosity=0,
+    )
 
 
 @pytest.fixture
@@ -49,6 +68,7 @@ def test_empty_period_gives_a_valid_workbook_with_headers_and_zeros(client, know
         "By shift",
         "Pareto",
         "Model versions",
+        "Lab against line",
         "Inspectors",
         "Verification log",
         "Inspections",
@@ -71,23 +91,39 @@ def test_large_export_runs_in_the_background_and_only_its_requester_downloads_it
     settings.LINESIGHT = {**settings.LINESIGHT, "EXPORT_INLINE_MAX_ROWS": 10}  # 13 + 9 rows
     client.force_login(viewer)
     response = client.get("/reports/export.xlsx", RANGE)
-    job = ExportJob.objects.get()
+    job = Job.objects.get()
     assert response.status_code == 302
     assert response["Location"] == f"/reports/exports/{job.pk}/"
-    assert (job.requested_by, job.status, job.filters) == (viewer, ExportStatus.QUEUED, RANGE)
-    page = client.get(response["Location"])
-    assert b"Queued" in page.content and b'http-equiv="refresh"' in page.content
+    assert (job.kind, job.queue, job.state) == ("report_export", "exports", "queued")
+    assert (job.requested_by, job.payload) == (viewer, {"filters": RANGE})
+    page = client.get(response["Location"]).content.decode()
+    assert "Queued" in page
+    assert f'data-job-url="/api/v1/jobs/{job.pk}/"' in page and "export_job.js" in page
+    assert client.get(f"/api/v1/jobs/{job.pk}/").json()["state"] == "queued"
     assert client.get(f"/reports/exports/{job.pk}/download/").status_code == 404  # not ready
 
-    run_worker()
+    run_worker("default,validation")  # other queues' workers leave an export alone
+    job.refresh_from_db()
+    assert job.state == "queued"
+    run_worker("exports")
 
     job.refresh_from_db()
-    assert job.status == ExportStatus.DONE, job.error
-    assert job.row_count == expected.TOTALS["frames"] + expected.VERIFICATION_LOG_SIZE
-    exported = [name for name in stored_files(_media_root) if name.startswith("exports/")]
-    assert exported == [f"exports/{job.pk}.xlsx"]
-    page = client.get(f"/reports/exports/{job.pk}/")
-    assert b"export-download" in page.content and b"refresh" not in page.content
+    assert job.state == "done", job.error
+    rows = expected.TOTALS["frames"] + expected.VERIFICATION_LOG_SIZE
+    assert exported_files(_media_root) == [f"exports/{job.pk}.xlsx"]
+    body = client.get(f"/api/v1/jobs/{job.pk}/").json()  # what the export page polls
+    assert (body["state"], body["progress"], body["requested_by"]) == ("done", 1.0, "viewer1")
+    assert body["result"] == {
+        "file": f"exports/{job.pk}.xlsx",
+        "row_count": rows,
+        "filename": "linesight-report-2026-03-28-to-2026-03-29.xlsx",
+        "download_url": f"/reports/exports/{job.pk}/download/",
+    }
+    page = client.get(f"/reports/exports/{job.pk}/").content.decode()
+    assert f"Ready: {rows} rows" in page and 'id="export-download"' in page
+    assert "export_job.js" not in page and "refresh" not in page  # nothing left to wait for
+    report_page = client.get("/reports/", RANGE).content.decode()
+    assert f'href="/reports/exports/{job.pk}/"' in report_page  # among the person's exports
     download = client.get(f"/reports/exports/{job.pk}/download/")
     assert download.status_code == 200
     assert "linesight-report-2026-03-28-to-2026-03-29.xlsx" in download["Content-Disposition"]
@@ -99,25 +135,92 @@ def test_large_export_runs_in_the_background_and_only_its_requester_downloads_it
     client.force_login(factories.viewer())  # another viewer: the job is not theirs
     assert client.get(f"/reports/exports/{job.pk}/").status_code == 404
     assert client.get(f"/reports/exports/{job.pk}/download/").status_code == 404
+    assert client.get(f"/api/v1/jobs/{job.pk}/").status_code == 404
     client.force_login(factories.inspector())  # no reports permission at all
     assert client.get(f"/reports/exports/{job.pk}/download/").status_code == 403
     client.logout()
     assert client.get(f"/reports/exports/{job.pk}/download/").status_code == 302
 
 
-def test_export_job_whose_filters_no_longer_hold_fails_with_the_reason(viewer, _media_root):
-    from reports.services import export_job_run
+def _export_job(user, filters=RANGE) -> Job:
+    return job_enqueue(kind="report_export", requested_by=user, payload={"filters": filters})
 
-    job = ExportJob.objects.create(requested_by=viewer, filters={**RANGE, "line": "GONE"})
-    export_job_run(job_id=str(job.pk))
+
+def test_export_job_whose_filters_no_longer_hold_fails_with_the_reason(viewer, _media_root):
+    job = _export_job(viewer, {**RANGE, "line": "GONE"})
+    assert job_run(str(job.pk)) == "failed"
     job.refresh_from_db()
-    assert job.status == ExportStatus.FAILED
+    assert job.state == "failed"
     assert job.error == "Unknown line 'GONE'."
-    assert not job.file
-    assert [name for name in stored_files(_media_root) if name.startswith("exports/")] == []
-    export_job_run(job_id=str(job.pk))  # delivered twice: left as it is
+    assert job.result == {}
+    assert exported_files(_media_root) == []
+    assert job_run(str(job.pk)) == "not claimed (failed)"  # delivered twice: left as it is
     job.refresh_from_db()
-    assert job.status == ExportStatus.FAILED
+    assert (job.state, job.attempt) == ("failed", 1)
+
+
+@committed_db
+def test_an_export_delivered_twice_builds_its_workbook_once(
+    viewer, _media_root, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        job = _export_job(viewer)
+    run_job.using(queue_name="exports").enqueue(str(job.pk))  # the same job sent again
+    assert DBTaskResult.objects.filter(queue_name="exports").count() == 2
+
+    run_worker("exports")
+
+    outcomes = sorted(DBTaskResult.objects.values_list("return_value", flat=True))
+    assert outcomes == ["done", "not claimed (done)"]
+    job.refresh_from_db()
+    assert (job.state, job.attempt) == ("done", 1)
+    assert exported_files(_media_root) == [f"exports/{job.pk}.xlsx"]
+
+
+def test_an_export_whose_worker_died_is_failed_by_the_sweep_and_runs_again(
+    client, viewer, _media_root, django_capture_on_commit_callbacks
+):
+    job = _export_job(viewer)
+    # A worker claimed it, began saving the workbook, and was killed: its heartbeat stopped.
+    long_ago = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk=job.pk).update(
+        state="running", started=long_ago, heartbeat=long_ago, attempt=1, progress=0.95
+    )
+    default_storage.save(export_file_name(job), ContentFile(b"PK\x03\x04 half a workbook"))
+    assert exported_files(_media_root) == [f"exports/{job.pk}.xlsx"]
+
+    client.force_login(viewer)
+    body = client.get(f"/api/v1/jobs/{job.pk}/").json()  # the page's poll runs the sweep
+    assert body["state"] == "failed" and "no heartbeat" in body["error"]
+    assert exported_files(_media_root) == []  # the partial workbook is gone
+    page = client.get(f"/reports/exports/{job.pk}/").content.decode()
+    assert "The export failed" in page and "Run the export again" in page
+    assert client.get(f"/reports/exports/{job.pk}/download/").status_code == 404
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/reports/exports/{job.pk}/run-again/")
+    assert response.status_code == 302 and response["Location"] == f"/reports/exports/{job.pk}/"
+    job.refresh_from_db()
+    assert job.state == "queued"
+    assert job_run(str(job.pk)) == "done"
+    job.refresh_from_db()
+    assert job.attempt == 2 and job.result["row_count"] == (
+        expected.TOTALS["frames"] + expected.VERIFICATION_LOG_SIZE
+    )
+    book = workbook_of(client.get(f"/reports/exports/{job.pk}/download/"))
+    summary = {row[0]: row[1] for row in book["Summary"].iter_rows(values_only=True) if row[0]}
+    assert summary["Frames"] == expected.TOTALS["frames"]
+    assert exported_files(_media_root) == [f"exports/{job.pk}.xlsx"]
+
+
+def test_the_workbook_reports_its_rows_as_it_writes_them(known_plant, monkeypatch, tmp_path):
+    monkeypatch.setattr(exports, "PROGRESS_EVERY_ROWS", 5)
+    seen: list[int] = []
+    rows = exports.write_workbook(
+        report_filters(RANGE), str(tmp_path / "r.xlsx"), on_rows=seen.append
+    )
+    assert rows == expected.TOTALS["frames"] + expected.VERIFICATION_LOG_SIZE  # 13 + 9
+    assert seen == [5, 10, 15, 20]  # a running total across the log and the inspections
 
 
 @committed_db
@@ -192,7 +295,7 @@ def test_rows_past_the_sheet_limit_continue_on_a_new_sheet(known_plant, monkeypa
 def test_each_table_is_one_query(known_plant, django_assert_num_queries):
     filters = report_filters(RANGE)
     filters.time_zone  # noqa: B018 - resolved once, outside the counts below
-    filters.date_index_pays  # noqa: B018
+    selectors.date_index_pays(filters)  # asked once (one query on SQLite), outside the counts
     with django_assert_num_queries(1):
         selectors.totals(filters)
     with django_assert_num_queries(1):
@@ -203,7 +306,9 @@ def test_each_table_is_one_query(known_plant, django_assert_num_queries):
     with django_assert_num_queries(1):
         selectors.pareto(filters)
     with django_assert_num_queries(2):  # per-version counts + the confusion cells
-        selectors.model_versions(filters)
+        versions = selectors.model_versions(filters)
+    with django_assert_num_queries(1):  # the latest evaluations of every version at once
+        selectors.lab_against_line(versions)
     with django_assert_num_queries(1):
         selectors.agreement_by_day(filters)
     with django_assert_num_queries(1):

@@ -239,6 +239,7 @@ def test_workbook_sheets_hold_every_hand_worked_figure(workbook):
         "By product",
         "Pareto",
         "Model versions",
+        "Lab against line",
         "Precision recall",
         "Confusion matrix",
         "Agreement by day",
@@ -362,6 +363,8 @@ def test_csv_rows_recount_to_the_same_figures(viewer_client):
     assert response.status_code == 200
     assert response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
+    disposition = response["Content-Disposition"]
+    assert 'filename="linesight-report-2026-03-28-to-2026-03-29.csv"' in disposition
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert list(rows[0]) == [column.key for column in exports.RAW_COLUMNS]
     assert len(rows) == expected.TOTALS["frames"]
