@@ -198,7 +198,7 @@ def register(name: str, artifact: Path, station_code: str, line) -> tuple:
 def bare_call_ms(version, frame_path: Path, runs: int = 200) -> dict:
     from common.preprocessing import model_input, open_frame
     from inspection.runtime import ModelCache
-    from inspection.runtime.tensorflow import TensorFlowRuntime
+    from models_registry.runtime.tensorflow import TensorFlowRuntime
 
     loaded = ModelCache(TensorFlowRuntime()).get(version)
     data = frame_path.read_bytes()

@@ -54,21 +54,45 @@ def _env_list(name: str, default: str = "") -> list[str]:
 
 # --- Core -----------------------------------------------------------------
 
+# TensorFlow reads this once, when it is first imported (by an app, after
+# these settings): set here, every process (server, worker, manage.py) keeps
+# TensorFlow's C++ INFO and WARNING lines out of the console unless told otherwise.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 DEBUG = _env_bool("LINESIGHT_DEBUG")
-SECRET_KEY = _env("LINESIGHT_SECRET_KEY")
-if not SECRET_KEY:
+DATA_DIR = Path(_env("LINESIGHT_DATA_DIR") or BASE_DIR / "var").resolve()
+
+
+def _secret_key() -> str:
+    """The key from the environment, else from a file (``make demo`` writes ``var/secret_key``)."""
+    key = _env("LINESIGHT_SECRET_KEY")
+    if key:
+        return key
+    named = _env("LINESIGHT_SECRET_KEY_FILE")
+    path = Path(named) if named else DATA_DIR / "secret_key"
+    if named or path.is_file():
+        try:
+            key = path.read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"The secret key file {path} is not readable: {exc}."
+            ) from None
+        if not key:
+            raise ImproperlyConfigured(f"The secret key file {path} is empty.")
+        return key
     if not DEBUG:
         raise ImproperlyConfigured(
-            "LINESIGHT_SECRET_KEY is not set. Set it to a long random string "
-            "(make demo writes one to var/secret_key), or set LINESIGHT_DEBUG=true "
-            "on a development machine."
+            "LINESIGHT_SECRET_KEY is not set. Set it to a long random string, or "
+            "LINESIGHT_SECRET_KEY_FILE to a file holding one (make demo writes "
+            f"{DATA_DIR / 'secret_key'}), or set LINESIGHT_DEBUG=true on a development machine."
         )
-    SECRET_KEY = "insecure-development-key-only-for-LINESIGHT_DEBUG"  # noqa: S105
+    return "insecure-development-key-only-for-LINESIGHT_DEBUG"
+
+
+SECRET_KEY = _secret_key()
 
 ALLOWED_HOSTS = _env_list("LINESIGHT_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = _env_list("LINESIGHT_CSRF_TRUSTED_ORIGINS")
-
-DATA_DIR = Path(_env("LINESIGHT_DATA_DIR") or BASE_DIR / "var").resolve()
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -82,6 +106,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "import_export",
     "channels",
     "django_tasks",
@@ -103,6 +128,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "common.api.DatabaseUnavailableMiddleware",  # 503 + Retry-After while the DB is away
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -119,6 +145,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "masterdata.account.menu",
             ],
         },
     },
@@ -173,13 +200,30 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# --- Background tasks (validation, conversions, big exports) ---------------
+# --- Background tasks (validation, imports, evaluations, training, exports) --
 
+# One queue per kind of job (common.jobs.register_job_kind names one). The
+# worker runs one db_worker process per group (manage.py run_workers), so a
+# long evaluation or training never delays a validation or an export.
+TASK_WORKER_GROUPS = [
+    ["default", "validation", "exports"],
+    ["imports"],
+    ["evaluations", "training"],
+]
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
-        "QUEUES": ["default"],
+        "QUEUES": [queue for group in TASK_WORKER_GROUPS for queue in group],
     }
+}
+# A running job whose heartbeat (its progress reports) is older than this is
+# failed by the sweep: its worker died. The sweep runs this often in run_workers.
+JOB_HEARTBEAT_TIMEOUT_SECONDS = _env_int("LINESIGHT_JOB_HEARTBEAT_TIMEOUT_SECONDS", 300)
+JOB_SWEEP_INTERVAL_SECONDS = _env_int("LINESIGHT_JOB_SWEEP_INTERVAL_SECONDS", 60)
+# Jobs run_workers enqueues on their own, kind -> seconds between runs (0 = never),
+# the first one interval after it starts; never a second while one is queued or running.
+PERIODIC_JOBS = {
+    "orphans_sweep": _env_int("LINESIGHT_ORPHAN_SWEEP_INTERVAL_SECONDS", 3600),
 }
 
 # --- Files ------------------------------------------------------------------
@@ -228,7 +272,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/dashboard/"
+LOGIN_REDIRECT_URL = "/"  # config.views.landing: the first page the person's role may open
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Security ---------------------------------------------------------------
@@ -285,6 +329,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # The schema follows the API's own authentication (session, user token,
+    # station token); anonymous callers get 401. The docs pages send people to log in.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and ReDoc from this server's static files: plants have no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No badge fetched from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Spreadsheet import/export (django-import-export, master data in admin) ---
@@ -303,7 +356,14 @@ LINESIGHT = {
     "MAX_FRAME_BYTES": _env_int("LINESIGHT_MAX_FRAME_BYTES", 10 * 1024 * 1024),
     "MAX_FRAME_PIXELS": _env_int("LINESIGHT_MAX_FRAME_PIXELS", 40_000_000),
     "INFERENCE_THREADS": _env_int("LINESIGHT_INFERENCE_THREADS", 1),
-    "RUNTIME": _env("LINESIGHT_RUNTIME", "inspection.runtime.tensorflow.TensorFlowRuntime"),
+    "RUNTIME": _env("LINESIGHT_RUNTIME", "models_registry.runtime.tensorflow.TensorFlowRuntime"),
+    # Overload: frames one worker process judges at once; more are answered 503 at
+    # once instead of queueing. 8 suits one worker per core (2 cores: 2 workers).
+    "MAX_FRAMES_IN_FLIGHT": _env_int("LINESIGHT_MAX_FRAMES_IN_FLIGHT", 8),
+    # Frames per second a station may send (per worker process), with bursts of
+    # this many; faster is answered 429. 0 = no limit.
+    "STATION_FRAME_RATE": _env_float("LINESIGHT_STATION_FRAME_RATE", 30.0),
+    "STATION_FRAME_BURST": _env_int("LINESIGHT_STATION_FRAME_BURST", 30),
     "MODEL_CACHE_DIR": DATA_DIR / "model-cache",
     # Model artifacts and their validation sandbox
     "MAX_ARTIFACT_BYTES": _env_int("LINESIGHT_MAX_ARTIFACT_BYTES", 1024 * 1024 * 1024),
@@ -318,6 +378,23 @@ LINESIGHT = {
     # empty means the system's temporary folder.
     "SANDBOX_WORK_DIR": _env("LINESIGHT_SANDBOX_WORK_DIR") or None,
     "TFLITE_PARITY_TOLERANCE": _env_float("LINESIGHT_TFLITE_PARITY_TOLERANCE", 1e-3),
+    # Orphans sweep: frame files and rows younger than this are never touched.
+    "ORPHAN_GRACE_SECONDS": _env_int("LINESIGHT_ORPHAN_GRACE_SECONDS", 3600),
+    # The periodic sweep looks at the frames of the last so many days (a crash leaves
+    # its orphans around the time it happened); manage.py orphans_sweep at all of them.
+    "ORPHAN_SWEEP_DAYS": _env_int("LINESIGHT_ORPHAN_SWEEP_DAYS", 2),
+    # Datasets: one image, and an uploaded archive's entries and unpacked size
+    "DATASET_MAX_IMAGE_BYTES": _env_int("LINESIGHT_DATASET_MAX_IMAGE_BYTES", 64 * 1024 * 1024),
+    "DATASET_ARCHIVE_MAX_ENTRIES": _env_int("LINESIGHT_DATASET_ARCHIVE_MAX_ENTRIES", 200_000),
+    "DATASET_ARCHIVE_MAX_UNPACKED_BYTES": _env_int(
+        "LINESIGHT_DATASET_ARCHIVE_MAX_UNPACKED_BYTES", 16 * 1024**3
+    ),
+    # Training runs in a process of its own: memory cap, wall-time cap (0: the run's own
+    # budget x 1.5 + 300 s), TensorFlow threads, and a CPU priority below the frames'.
+    "TRAINING_MEMORY_MB": _env_int("LINESIGHT_TRAINING_MEMORY_MB", 8192),
+    "TRAINING_TIMEOUT_SECONDS": _env_int("LINESIGHT_TRAINING_TIMEOUT_SECONDS", 0),
+    "TRAINING_THREADS": _env_int("LINESIGHT_TRAINING_THREADS", os.cpu_count() or 2),
+    "TRAINING_NICE": _env_int("LINESIGHT_TRAINING_NICE", 10),
     # Review
     "REVIEW_CLAIM_SECONDS": _env_int("LINESIGHT_REVIEW_CLAIM_SECONDS", 120),
     # Reports
@@ -334,9 +411,20 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A refused page is a person without the role, not a fault: one line, no traceback.
+    "filters": {"forbidden_in_one_line": {"()": "common.log_filters.ForbiddenInOneLine"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["forbidden_in_one_line"],
+        }
+    },
     "root": {"handlers": ["console"], "level": _env("LINESIGHT_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
+        # TensorFlow's Python side ("Assets written to ...") and absl log at INFO.
+        "tensorflow": {"level": "WARNING"},
+        "absl": {"level": "WARNING"},
     },
 }

@@ -21,6 +21,8 @@ LINESIGHT = {
     **LINESIGHT,
     "MODEL_CACHE_DIR": tempfile.mkdtemp(prefix="linesight-test-models-"),
     "DEMO_DIR": DATA_DIR / "demo",
+    # Tests post frames as fast as they can; tests/inspection/test_overload.py sets a rate.
+    "STATION_FRAME_RATE": 0,
 }
 STATIC_ROOT = tempfile.mkdtemp(prefix="linesight-test-static-")
 

@@ -1,28 +1,43 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config import views
 
 api_v1 = [
-    path("", include("models_registry.api.urls")),
+    # inspection's first: its datasets/from-inspections/ must win over datasets/<name>/.
     path("", include("inspection.api.urls")),
+    path("", include("models_registry.api.urls")),
     path("", include("reports.api.urls")),
+    path("", include("common.job_api")),
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/dashboard/", permanent=False)),
+    path("", views.landing, name="landing"),
+    path("favicon.ico", views.favicon),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("masterdata.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        views.docs_page(SpectacularSwaggerView.as_view(url_name="schema")),
+        name="api-docs",
+    ),
+    path(
+        "api/redoc/",
+        views.docs_page(
+            SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html")
+        ),
+        name="api-redoc",
+    ),
     path("dashboard/", include("inspection.urls")),
     path("reports/", include("reports.urls")),
 ]
 
+handler403 = "config.views.forbidden"
 handler404 = "config.views.not_found"
 handler500 = "config.views.server_error"
 

@@ -2,8 +2,10 @@
 
 Everything is created once and never overwritten: a second run finds what is
 there, leaves alone what people changed since (passwords, mappings,
-deployments, master data), and only issues fresh station tokens, which are
-shown once by design. The demo model is trained on first use and cached in
+deployments, master data). The station tokens it issued are kept in
+``LINESIGHT["DEMO_DIR"]`` and printed again while they still work, so a script
+reading the demo's facts never cuts off the running simulated cameras; fresh
+ones only when asked (``rotate_tokens``). The demo model is trained on first use and cached in
 ``LINESIGHT["DEMO_DIR"]``; it is registered through the same upload and
 validation path as any user's model.
 """
@@ -29,6 +31,7 @@ from masterdata import roles
 from masterdata.choices import Severity
 from masterdata.models import DefectType, Line, Plant, Product, Shift, Station
 from masterdata.services import station_token_rotate
+from masterdata.tokens import hash_station_token
 from models_registry.choices import VersionStatus
 from models_registry.models import Deployment, MLModel, ModelVersion
 from models_registry.services import (
@@ -158,7 +161,7 @@ def _read_credentials(path: Path) -> dict[str, str]:
 
 
 def _write_credentials(path: Path, credentials: dict[str, str]) -> None:
-    """Passwords of demo users, readable by the owner only, so later runs can print them."""
+    """Demo secrets (passwords, station tokens), readable by the owner only, for later runs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -229,6 +232,30 @@ def seed_users(credentials_path: Path, created: list[str]) -> list[DemoUser]:
     return users
 
 
+def seed_station_tokens(
+    stations: list[Station], tokens_path: Path, *, rotate: bool, created: list[str]
+) -> list[DemoStation]:
+    """Each demo station's device token: the one issued before while it still works.
+
+    A new token only when asked, or when the station has none that seed_demo
+    knows (first run, or rotated in admin since): the simulators of a running
+    demo hold the previous token and would be refused from then on.
+    """
+    tokens = _read_credentials(tokens_path)
+    result = []
+    with transaction.atomic():
+        for station in stations:
+            token = tokens.get(station.code)
+            if rotate or not token or hash_station_token(token) != station.token_hash:
+                token = station_token_rotate(station=station)
+                tokens[station.code] = token
+                created.append(f"device token of {station.code}")
+            result.append(DemoStation(station.code, station.line.code, token))
+        # Inside the transaction: a token is never issued without being kept.
+        _write_credentials(tokens_path, tokens)
+    return result
+
+
 def demo_artifact(*, demo_dir: Path, log: Callable[[str], None]) -> tuple[Path, dict | None]:
     """The cached demo model zip, trained first if there is none; and its training figures."""
     model_dir = demo_dir / "model"
@@ -292,6 +319,7 @@ def seed_model(
                 artifact=File(handle, name=artifact.name),
                 notes="Trained from scratch on the demo's synthetic frames by seed_demo.",
                 uploaded_by=engineer,
+                jpeg_draft=True,  # trained on frames decoded the fast way (demo.training)
             )
         created.append(f"model version {version}")
     if version.status != VersionStatus.READY:
@@ -325,12 +353,14 @@ def seed_demo(
     model_zip: Path | None = None,
     with_model: bool = True,
     frames_dir: Path | None = None,
+    rotate_tokens: bool = False,
     log: Callable[[str], None] = lambda message: None,
 ) -> DemoSeed:
     """Load the demo (idempotent) and return what a person or a script needs to use it.
 
     ``model_zip`` registers that artifact instead of the cached, trained one.
     ``frames_dir`` also writes the frames the simulated stations post.
+    ``rotate_tokens`` issues new station tokens; the previous ones stop working.
     """
     if with_model and model_zip is not None and not Path(model_zip).is_file():
         raise DemoError(f"No model artifact at {model_zip}.")
@@ -362,7 +392,7 @@ def seed_demo(
         seed.frames_dir = Path(frames_dir)
         seed.frames = len(write_frames(seed.frames_dir, FRAME_MIX, FRAME_SEED))
     # Last, so the tokens printed are the ones that work.
-    seed.stations = [
-        DemoStation(s.code, s.line.code, station_token_rotate(station=s)) for s in stations
-    ]
+    seed.stations = seed_station_tokens(
+        stations, demo_dir / "station_tokens.json", rotate=rotate_tokens, created=created
+    )
     return seed

@@ -111,7 +111,10 @@ def build_model(input_size: int = INPUT_SIZE, classes: int = len(CLASSES)):
 
 def station_preprocess(jpeg: bytes, input_size: int = INPUT_SIZE) -> np.ndarray:
     """A frame as the server feeds it: the serving preprocessing, kept as uint8 pixels."""
-    prep = Preprocessing(height=input_size, width=input_size, channels=3, dtype="uint8")
+    # The demo version allows the fast path (seed_demo uploads it with jpeg_draft=True).
+    prep = Preprocessing(
+        height=input_size, width=input_size, channels=3, dtype="uint8", jpeg_draft=True
+    )
     return model_input(open_frame(jpeg, max_pixels=FRAME_PIXEL_LIMIT), prep)[0]
 
 

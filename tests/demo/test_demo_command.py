@@ -67,7 +67,7 @@ def run_demo(data_dir, model_zip, seconds: int) -> subprocess.CompletedProcess:
 
 
 def test_demo_starts_from_nothing_serves_and_the_stations_post_frames(tmp_path, tiny_model_zip):
-    first = run_demo(tmp_path, tiny_model_zip, seconds=6)
+    first = run_demo(tmp_path, tiny_model_zip, seconds=10)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "LineSight demo is running on http://127.0.0.1:" in first.stdout
     for login in ("engineer", "inspector", "viewer"):

@@ -86,7 +86,11 @@ def test_the_printed_logins_and_tokens_work(demo_dir, client, api_client):
 
 
 @pytest.mark.django_db
-def test_a_second_run_creates_nothing_and_only_the_new_station_tokens_work(demo_dir, api_client):
+def test_a_second_run_creates_nothing_and_the_running_stations_keep_their_tokens(
+    demo_dir, api_client
+):
+    # `make demo` seeds, then its simulated cameras post with the printed tokens;
+    # a script printing the demo's facts again must not cut them off.
     first = seed("--no-model")
     counts = row_counts()
 
@@ -96,10 +100,37 @@ def test_a_second_run_creates_nothing_and_only_the_new_station_tokens_work(demo_
     assert second["created"] == []
     assert [u["password"] for u in second["users"]] == [u["password"] for u in first["users"]]
     assert second["users"][0]["api_token"] == first["users"][0]["api_token"]
+    assert second["stations"] == first["stations"]
+    for station in first["stations"]:
+        assert get_inspections(api_client, station["token"]).status_code == 200
+
+
+@pytest.mark.django_db
+def test_rotate_tokens_issues_new_station_tokens_and_only_those_work(demo_dir, api_client):
+    first = seed("--no-model")
+
+    second = seed("--no-model", "--rotate-tokens")
+
     for old, new in zip(first["stations"], second["stations"], strict=True):
         assert old["token"] != new["token"]
         assert get_inspections(api_client, old["token"]).status_code == 401
         assert get_inspections(api_client, new["token"]).status_code == 200
+    assert seed("--no-model")["stations"] == second["stations"]
+
+
+@pytest.mark.django_db
+def test_a_station_token_rotated_in_admin_since_gets_a_working_one_again(demo_dir, api_client):
+    from masterdata.services import station_token_rotate
+
+    first = seed("--no-model")
+    admin_token = station_token_rotate(station=Station.objects.get(code="L1-S1"))
+
+    second = seed("--no-model")
+
+    by_code = {s["code"]: s["token"] for s in second["stations"]}
+    assert get_inspections(api_client, by_code["L1-S1"]).status_code == 200
+    assert get_inspections(api_client, admin_token).status_code == 401
+    assert by_code["L1-S2"] == first["stations"][1]["token"]
 
 
 @pytest.mark.django_db
@@ -210,6 +241,7 @@ def test_the_cached_model_is_validated_mapped_and_deployed_to_both_stations(
     version = ModelVersion.objects.get(model__name="yogurt-bottle", number=1)
     assert version.sha256 == hashlib.sha256(cached.read_bytes()).hexdigest()
     assert version.uploaded_by.username == "engineer"
+    assert version.jpeg_draft is True  # trained on frames decoded the fast way
     assert {m.label: m.meaning for m in version.mappings.select_related("defect_type")} == {
         "ok": "no defect",
         "missing_cap": "missing_cap",

@@ -42,71 +42,33 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         frames_dir = Path(settings.LINESIGHT["DEMO_DIR"]) / "frames"
-        seed_args = ["--json", "--frames", str(frames_dir)]
-        if options["model_zip"]:
-            seed_args += ["--model-zip", str(options["model_zip"])]
-        out = io.StringIO()
-        call_command("seed_demo", *seed_args, stdout=out, stderr=self.stderr)
-        seed = json.loads(out.getvalue())
-
+        seed = self._seed(frames_dir, options["model_zip"])
         url = f"http://{options['host']}:{options['port']}"
-        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         children: list[subprocess.Popen] = []
         try:
+            children.append(_start_server(options["host"], options["port"]))
             children.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "config.asgi:application",
-                        "--host",
-                        options["host"],
-                        "--port",
-                        str(options["port"]),
-                        "--no-access-log",
-                        "--timeout-graceful-shutdown",
-                        "5",
-                    ],
-                    cwd=settings.BASE_DIR,
-                )
-            )
-            children.append(
-                subprocess.Popen(
-                    [*manage, "db_worker", "--queue-name", "*", "--no-reload", "--verbosity", "0"],
+                    [*_manage(), "run_workers", "--verbosity", "0"],
                     cwd=settings.BASE_DIR,
                 )
             )
             self._wait_until_up(url, children[0])
             if not options["no_simulators"]:
-                for number, station in enumerate(seed["stations"]):
-                    children.append(
-                        subprocess.Popen(
-                            [
-                                *manage,
-                                "simulate_station",
-                                "--url",
-                                url,
-                                "--station",
-                                station["code"],
-                                "--token",
-                                station["token"],
-                                "--images",
-                                str(frames_dir),
-                                "--rate",
-                                str(options["rate"]),
-                                "--seed",
-                                str(number),
-                                "--verbosity",
-                                "0",
-                            ],
-                            cwd=settings.BASE_DIR,
-                        )
-                    )
+                children += _start_simulators(url, seed["stations"], frames_dir, options["rate"])
             self._banner(url, seed, frames_dir)
             self._run(children, options["duration"])
         finally:
             self._stop(children)
+
+    def _seed(self, frames_dir: Path, model_zip: Path | None) -> dict:
+        """Load the demo plant, users and model (idempotent); returns what seed_demo printed."""
+        seed_args = ["--json", "--frames", str(frames_dir)]
+        if model_zip:
+            seed_args += ["--model-zip", str(model_zip)]
+        out = io.StringIO()
+        call_command("seed_demo", *seed_args, stdout=out, stderr=self.stderr)
+        return json.loads(out.getvalue())
 
     def _wait_until_up(self, url: str, server: subprocess.Popen) -> None:
         deadline = time.monotonic() + 120
@@ -163,3 +125,28 @@ class Command(BaseCommand):
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _manage() -> list[str]:
+    return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+
+
+def _start_server(host: str, port: int) -> subprocess.Popen:
+    """One ASGI process: the demo is the embedded shape."""
+    command = [sys.executable, "-m", "uvicorn", "config.asgi:application"]
+    command += ["--host", host, "--port", str(port), "--no-access-log"]
+    command += ["--timeout-graceful-shutdown", "5"]
+    return subprocess.Popen(command, cwd=settings.BASE_DIR)
+
+
+def _start_simulators(
+    url: str, stations: list[dict], frames_dir: Path, rate: float
+) -> list[subprocess.Popen]:
+    """One simulated camera per station, each posting the demo's frames with its own token."""
+    simulators = []
+    for number, station in enumerate(stations):
+        command = [*_manage(), "simulate_station", "--url", url, "--station", station["code"]]
+        command += ["--token", station["token"], "--images", str(frames_dir)]
+        command += ["--rate", str(rate), "--seed", str(number), "--verbosity", "0"]
+        simulators.append(subprocess.Popen(command, cwd=settings.BASE_DIR))
+    return simulators

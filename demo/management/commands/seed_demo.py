@@ -12,7 +12,8 @@ class Command(BaseCommand):
     help = (
         "Create the demo plant, line L1 with two stations, products, defect types, the users "
         "engineer, inspector and viewer, and the demo model (trained once, cached, validated, "
-        "mapped and deployed). Running it again changes nothing but issues fresh station tokens."
+        "mapped and deployed). Running it again changes nothing: the station tokens printed are "
+        "the ones the simulated cameras already use, unless --rotate-tokens."
     )
 
     def add_arguments(self, parser) -> None:
@@ -30,6 +31,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--frames", type=Path, metavar="DIR", help="also write the simulated stations' frames"
         )
+        parser.add_argument(
+            "--rotate-tokens",
+            action="store_true",
+            help="issue new station device tokens; the previous ones (and the devices or "
+            "simulators using them) are refused from then on",
+        )
 
     def handle(self, *args, **options) -> None:
         as_json = options["json"]
@@ -40,6 +47,7 @@ class Command(BaseCommand):
                 model_zip=options["model_zip"],
                 with_model=not options["no_model"],
                 frames_dir=options["frames"],
+                rotate_tokens=options["rotate_tokens"],
                 log=progress.write,
             )
         except DemoError as exc:
@@ -66,7 +74,7 @@ class Command(BaseCommand):
             accuracy = (seed.training or {}).get("accuracy")
             figure = f", {accuracy:.1%} on unseen frames" if accuracy is not None else ""
             write(f"Model: {seed.model} ({seed.model.get_status_display().lower()}{figure})")
-        write("Station device tokens (new on every run; the previous ones no longer work):")
+        write("Station device tokens (kept across runs; --rotate-tokens issues new ones):")
         for station in seed.stations:
             write(f"  {station.code:<10} line {station.line}: {station.token}")
         if seed.frames_dir is not None:
