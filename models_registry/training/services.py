@@ -79,7 +79,11 @@ def training_cancel(*, run: TrainingRun) -> TrainingRun:
     version instead), so a run is never cancelled with a version left behind.
     """
     with transaction.atomic():
-        locked = TrainingRun.objects.select_for_update().select_related("job").get(pk=run.pk)
+        locked = (
+            TrainingRun.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("job")
+            .get(pk=run.pk)
+        )
         if locked.job is None or locked.job.state not in (JobState.QUEUED, JobState.RUNNING):
             state = locked.job.state if locked.job else "unknown"
             raise ValidationError({"training": f"Training {run.pk} is {state}; nothing to cancel."})
