@@ -33,6 +33,7 @@ from django.utils.module_loading import import_string
 from django_tasks import task
 
 from common.models import Job, JobState
+from common.outbox import JOB_FINISHED, outbox_add
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +151,12 @@ def job_retry(*, job: Job) -> Job:
 
 def job_cancel(*, job: Job) -> bool:
     """Cancel a queued or running job; a running one stops at its next progress report."""
-    cancelled = Job.objects.filter(pk=job.pk, state__in=[JobState.QUEUED, JobState.RUNNING]).update(
-        state=JobState.CANCELLED, finished=timezone.now(), message="Cancelled"
-    )
+    with transaction.atomic():
+        cancelled = Job.objects.filter(
+            pk=job.pk, state__in=[JobState.QUEUED, JobState.RUNNING]
+        ).update(state=JobState.CANCELLED, finished=timezone.now(), message="Cancelled")
+        if cancelled:
+            _finished_to_outbox(job.pk)
     job.refresh_from_db()
     return bool(cancelled)
 
@@ -181,7 +185,36 @@ def job_progress(job: Job, fraction: float, message: str = "", *, force: bool = 
 
 
 def _finish(job: Job, **fields: Any) -> bool:
-    return bool(_mine(job).update(finished=timezone.now(), heartbeat=timezone.now(), **fields))
+    with transaction.atomic():
+        finished = _mine(job).update(finished=timezone.now(), heartbeat=timezone.now(), **fields)
+        if finished:
+            _finished_to_outbox(job.pk)
+    return bool(finished)
+
+
+def _finished_to_outbox(job_id: Any) -> None:
+    """A finished job for the plant's systems (webhooks), in the transaction that ends it."""
+    job = Job.objects.select_related("target_type").get(pk=job_id)
+    outbox_add(
+        JOB_FINISHED,
+        scope=None,
+        data={
+            "job": str(job.pk),
+            "kind": job.kind,
+            "state": job.state,
+            "message": job.message,
+            "error": job.error,
+            "target": (
+                {
+                    "type": f"{job.target_type.app_label}.{job.target_type.model}",
+                    "id": job.target_id,
+                }
+                if job.target_type_id
+                else None
+            ),
+            "url": f"/api/v1/jobs/{job.pk}/",
+        },
+    )
 
 
 def _claim(job_id: str) -> Job | None:
@@ -258,17 +291,20 @@ def jobs_sweep(*, timeout_seconds: int | None = None) -> int:
     )
     failed = 0
     for job in stale.only("pk", "kind", "attempt", "heartbeat"):
-        updated = Job.objects.filter(
-            pk=job.pk, state=JobState.RUNNING, attempt=job.attempt, heartbeat=job.heartbeat
-        ).update(
-            state=JobState.FAILED,
-            finished=now,
-            message="Failed",
-            error=(
-                f"The worker stopped reporting: no heartbeat for over {timeout} s, so it was "
-                "killed or crashed; run the job again."
-            ),
-        )
+        with transaction.atomic():
+            updated = Job.objects.filter(
+                pk=job.pk, state=JobState.RUNNING, attempt=job.attempt, heartbeat=job.heartbeat
+            ).update(
+                state=JobState.FAILED,
+                finished=now,
+                message="Failed",
+                error=(
+                    f"The worker stopped reporting: no heartbeat for over {timeout} s, so it "
+                    "was killed or crashed; run the job again."
+                ),
+            )
+            if updated:
+                _finished_to_outbox(job.pk)
         if updated:
             failed += 1
             _cleanup(job)

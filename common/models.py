@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -85,3 +86,43 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+
+class OutboxMessage(models.Model):
+    """An event for the plant's systems, written in the same transaction as what it reports.
+
+    The MQTT sender and the webhook fan-out read it in ``id`` order and mark
+    what they handed on; nothing here waits for a broker or a receiver. See
+    ``common.outbox`` for the envelope and the event types.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=50)
+    # "plant/line/station" codes: the order key (events of a station go out in id order),
+    # "" for events of no station (a finished job).
+    scope = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(
+        encoder=DjangoJSONEncoder, help_text="The message as published (the versioned envelope)."
+    )
+    created_at = models.DateTimeField(db_index=True)
+    mqtt_sent_at = models.DateTimeField(null=True, blank=True)
+    webhooks_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the webhook deliveries of this event were created."
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["id"], name="outbox_mqtt_pending", condition=Q(mqtt_sent_at__isnull=True)
+            ),
+            models.Index(
+                fields=["id"],
+                name="outbox_webhooks_pending",
+                condition=Q(webhooks_sent_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk} {self.scope}".strip()

@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "models_registry",
     "inspection",
     "reports",
+    "integrations",
     "demo",
 ]
 
@@ -200,6 +201,12 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Plant integration: MQTT (off unless LINESIGHT_MQTT_HOST is set) --------
+
+# Judged frames, decisions, deployments and finished jobs go to common.outbox in
+# the transaction that records them; the MQTT sender publishes from there.
+MQTT_HOST = _env("LINESIGHT_MQTT_HOST")
+
 # --- Background tasks (validation, imports, evaluations, training, exports) --
 
 # One queue per kind of job (common.jobs.register_job_kind names one). The
@@ -224,6 +231,7 @@ JOB_SWEEP_INTERVAL_SECONDS = _env_int("LINESIGHT_JOB_SWEEP_INTERVAL_SECONDS", 60
 # the first one interval after it starts; never a second while one is queued or running.
 PERIODIC_JOBS = {
     "orphans_sweep": _env_int("LINESIGHT_ORPHAN_SWEEP_INTERVAL_SECONDS", 3600),
+    # Report rollups: recompute the station-days touched since the last run.
 }
 
 # --- Files ------------------------------------------------------------------
@@ -383,6 +391,9 @@ LINESIGHT = {
     # The periodic sweep looks at the frames of the last so many days (a crash leaves
     # its orphans around the time it happened); manage.py orphans_sweep at all of them.
     "ORPHAN_SWEEP_DAYS": _env_int("LINESIGHT_ORPHAN_SWEEP_DAYS", 2),
+    # Report rollups: how far before its watermark a refresh (and a report) looks for
+    # touched station-days; longer than any frame's or decision's transaction.
+    "ROLLUP_OVERLAP_SECONDS": _env_int("LINESIGHT_ROLLUP_OVERLAP_SECONDS", 300),
     # Datasets: one image, and an uploaded archive's entries and unpacked size
     "DATASET_MAX_IMAGE_BYTES": _env_int("LINESIGHT_DATASET_MAX_IMAGE_BYTES", 64 * 1024 * 1024),
     "DATASET_ARCHIVE_MAX_ENTRIES": _env_int("LINESIGHT_DATASET_ARCHIVE_MAX_ENTRIES", 200_000),

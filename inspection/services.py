@@ -7,7 +7,6 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -15,11 +14,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image
 
 from common.files import delete_on_error
+from common.outbox import INSPECTION_JUDGED, INSPECTION_VERIFIED, outbox_add
 from common.preprocessing import Frame, FrameError, open_frame
 from inspection import events
 from inspection.choices import Decision, ReviewReason, ReviewStatus, Source, Verdict
@@ -34,7 +34,7 @@ from inspection.selectors import (
 )
 from inspection.verdict import DecisionRules, Judgement, judge
 from masterdata.models import DefectType, Product, Station
-from masterdata.selectors import PlantTime, plant_time
+from masterdata.selectors import PlantTime, plant_time, station_scope
 from models_registry.models import ModelVersion
 
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -127,18 +127,22 @@ def inspection_create(
 
 
 def _insert(inspection: Inspection, name: str) -> None:
-    """INSERT the row of the image stored under ``name``; on any failure the file goes.
+    """INSERT the row of the image stored under ``name`` with its outbox message; on any
+    failure the file goes.
 
-    One INSERT is one transaction by itself: no BEGIN/COMMIT round trips on
-    the hot path. Inside a caller's transaction the event still waits for
-    its commit (and a savepoint keeps a lost key race from breaking it);
-    otherwise it goes out right after the insert. Losing the race for an
+    The row and its outbox message are one transaction (a savepoint inside a
+    caller's, so a lost key race does not break it): the plant's systems hear
+    of exactly the frames that were stored. Losing the race for an
     idempotency key answers the winner's row.
     """
-    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with delete_on_error(default_storage, name), savepoint:
+        with delete_on_error(default_storage, name), transaction.atomic():
             inspection.save(force_insert=True)
+            outbox_add(
+                INSPECTION_JUDGED,
+                scope=station_scope(inspection.station),
+                data=events.inspection_payload(inspection),
+            )
     except IntegrityError:
         if inspection.idempotency_key:
             _answer_replay(inspection.station, inspection.idempotency_key, inspection.image_sha256)
@@ -409,8 +413,21 @@ def verification_record(
             time_spent_ms=time_spent_ms,
         )
         _mark_verified(locked, verification)
+        _verified_to_outbox(verification)
         transaction.on_commit(lambda: events.inspection_verified(verification))
     return verification
+
+
+def _verified_to_outbox(verification: Verification) -> None:
+    inspection = _with_event_relations(verification.inspection_id)
+    outbox_add(
+        INSPECTION_VERIFIED,
+        scope=station_scope(inspection.station),
+        data={
+            "inspection": events.inspection_payload(inspection),
+            "verification": events.verification_payload(verification),
+        },
+    )
 
 
 def _check_decision(decision: str, defect_type: DefectType | None) -> None:
@@ -585,5 +602,10 @@ def review_undo(*, verification: Verification, inspector: AbstractBaseUser) -> I
 
 def _with_event_relations(pk: int) -> Inspection:
     return Inspection.objects.select_related(
-        "station", "line", "product", "defect_type", "model_version__model", "claimed_by"
+        "station__line__plant",
+        "line",
+        "product",
+        "defect_type",
+        "model_version__model",
+        "claimed_by",
     ).get(pk=pk)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from django.db.models import PROTECT, Model, Q
 from django.db.models.deletion import get_candidate_relations_to_delete
 
-from masterdata.models import Plant, Shift
+from masterdata.models import Plant, Shift, Station
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,11 @@ def plant_time(plant: Plant, when: dt.datetime, shifts: Sequence[Shift] | None =
         shifts = list(plant.shifts.all())
     shift, shift_date = shift_at(shifts, local)
     return PlantTime(local_date=local.date(), shift=shift, shift_date=shift_date)
+
+
+def station_scope(station: Station) -> tuple[str, str, str]:
+    """The (plant, line, station) codes that place a station's events (topics, order keys)."""
+    return (station.line.plant.code, station.line.code, station.code)
 
 
 def references_blocking_delete(objects: Iterable[Model]) -> list[str]:

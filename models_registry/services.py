@@ -20,7 +20,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from common.files import delete_on_error
+from common.outbox import DEPLOYMENT_CHANGED, outbox_add
 from masterdata.models import DefectType, Product, Station
+from masterdata.selectors import station_scope
 from models_registry.artifacts import artifact_format_for, sha256_and_size
 from models_registry.choices import (
     ColorMode,
@@ -362,10 +364,30 @@ def _switch_to(
         to_deployment=target,
         by=by,
     )
+    _deployment_to_outbox(station, product, action, target)
     transaction.on_commit(
         lambda: deployment_changed.send(sender=Deployment, station=station, deployment=target)
     )
     return target
+
+
+def _deployment_to_outbox(
+    station: Station, product: Product | None, action: str, deployment: Deployment | None
+) -> None:
+    """What the station serves now, for the plant's systems (in the switch's transaction)."""
+    version = deployment.version if deployment is not None else None
+    outbox_add(
+        DEPLOYMENT_CHANGED,
+        scope=station_scope(station),
+        data={
+            "action": str(action),
+            "product": product.sku if product is not None else None,
+            "deployment": deployment.pk if deployment is not None else None,
+            "model_version": (
+                {"model": version.model.name, "version": version.number} if version else None
+            ),
+        },
+    )
 
 
 def deployment_activate(
@@ -484,6 +506,7 @@ def deployment_deactivate(*, deployment: Deployment, by: AbstractBaseUser | None
             to_deployment=None,
             by=by,
         )
+        _deployment_to_outbox(locked.station, locked.product, DeploymentAction.DEACTIVATE, None)
         transaction.on_commit(
             lambda: deployment_changed.send(
                 sender=Deployment, station=locked.station, deployment=None

@@ -1,0 +1,1 @@
+"""Talking to the plant: verdicts, decisions, deployments and jobs out over MQTT and webhooks."""
