@@ -11,6 +11,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from inspection import events, selectors
+from inspection.choices import ReviewReason
+from inspection.shift_counter import inspector_shift
+from masterdata.models import Plant
 
 dashboard_required = permission_required(selectors.DASHBOARD_PERMISSION, raise_exception=True)
 review_required = permission_required(selectors.REVIEW_PERMISSION, raise_exception=True)
@@ -90,11 +93,13 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     line = request.GET.get("line", "")
     station = request.GET.get("station", "")
     defect_types = selectors.review_defect_types()
+    lines = selectors.review_filters()
+    plant_ids = {candidate.plant_id for candidate in lines if not line or candidate.code == line}
     return render(
         request,
         "inspection/review.html",
         {
-            "lines": selectors.review_filters(),
+            "lines": lines,
             "line_filter": line,
             "station_filter": station,
             "defect_types": defect_types,
@@ -107,6 +112,12 @@ def review_queue(request: HttpRequest) -> HttpResponse:
                     {"code": d.code, "name": d.name, "severity": d.severity}
                     for d in defect_types[:9]
                 ],
+                "review_reasons": dict(ReviewReason.choices),
+                # One plant in view: its shift calendar; several: the last 8 hours.
+                "shift": inspector_shift(
+                    inspector=request.user,
+                    plant=Plant.objects.get(pk=plant_ids.pop()) if len(plant_ids) == 1 else None,
+                ),
             },
         },
     )

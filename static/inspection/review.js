@@ -1,7 +1,8 @@
 /* Review queue: keyboard-first decisions, claims, undo, live updates from other inspectors.
  *
  * Keys: a / Enter confirm, r reject, 1-9 correct to the numbered defect type,
- * c comment, s skip, u undo. A decision is posted at once and the next frame,
+ * c comment, s skip, u undo; + / - zoom the frame, arrows pan it, 0 fits it
+ * again (the wheel and a drag do the same). A decision is posted at once and the next frame,
  * already preloaded, is shown without waiting for the answer; a refusal (the
  * frame was claimed or decided by someone else) is shown in the message line.
  */
@@ -23,6 +24,11 @@
   const commentBox = $("[data-comment-box]");
   const commentInput = $("[data-comment]");
   const commentShown = $("[data-comment-shown]");
+  const zoomBox = $("[data-zoom-box]");
+  const zoomLevel = $("[data-zoom-level]");
+  const shiftLine = $("[data-shift]");
+  const shift = { decided: config.shift.decided, began: new Date(config.shift.began_at) };
+  const view = { scale: 1, x: 0, y: 0 }; // zoom and pan of the frame on screen
 
   let queue = []; // frames after the current one, in queue order
   let current = null; // {item, shownAt, supersedes, comment, undoOf}
@@ -48,6 +54,53 @@
   function say(text, kind) {
     message.textContent = text;
     message.className = "message " + (kind || "info");
+  }
+
+  const reason = (item) => config.review_reasons[item.review_reason] || "";
+
+  function renderShift() {
+    // Rate over the time since the shift began (at least a quarter of an hour, so the
+    // first decisions of a shift do not read as hundreds per hour).
+    const hours = Math.max((Date.now() - shift.began) / 3600000, 0.25);
+    shiftLine.replaceChildren(
+      "Your shift (" + config.shift.name + "): ",
+      el("strong", { dataset: { shiftDecided: "" } }, String(shift.decided)),
+      " decided · ",
+      el("strong", {}, pendingCount.textContent),
+      " left · ",
+      el("strong", {}, String(Math.round(shift.decided / hours))),
+      " per hour"
+    );
+  }
+
+  function applyView() {
+    image.style.transform =
+      view.scale === 1 ? "" : "translate(" + view.x + "px," + view.y + "px) scale(" + view.scale + ")";
+    zoomBox.classList.toggle("zoomed", view.scale > 1);
+    zoomLevel.hidden = view.scale === 1;
+    zoomLevel.textContent = Math.round(view.scale * 100) + " %";
+  }
+
+  function zoom(factor) {
+    view.scale = Math.min(Math.max(view.scale * factor, 1), 8);
+    if (view.scale === 1) view.x = view.y = 0;
+    applyView();
+  }
+
+  function pan(dx, dy) {
+    if (view.scale === 1) return;
+    // Never further than the frame's edge.
+    const limitX = (zoomBox.clientWidth * (view.scale - 1)) / 2;
+    const limitY = (zoomBox.clientHeight * (view.scale - 1)) / 2;
+    view.x = Math.min(Math.max(view.x + dx, -limitX), limitX);
+    view.y = Math.min(Math.max(view.y + dy, -limitY), limitY);
+    applyView();
+  }
+
+  function fit() {
+    view.scale = 1;
+    view.x = view.y = 0;
+    applyView();
   }
 
   function field(name, value) {
@@ -85,7 +138,8 @@
         el(
           "li",
           { dataset: { inspectionId: item.id }, class: "verdict-" + item.verdict },
-          "#" + item.id + " " + item.station + " · " + item.label + " " + LS.pct(item.confidence)
+          "#" + item.id + " " + item.station + " · " + item.label + " " + LS.pct(item.confidence),
+          reason(item) ? el("span", { class: "muted" }, " · " + reason(item)) : ""
         )
       )
     );
@@ -98,7 +152,7 @@
       figure.removeAttribute("data-inspection-id");
       empty.hidden = false;
       empty.textContent = "Nothing waits for review. New frames appear here by themselves.";
-      for (const name of ["verdict", "label", "confidence", "defect_type", "line", "station", "product", "serial", "lot", "captured_at", "model_version"]) field(name, "");
+      for (const name of ["review_reason", "verdict", "label", "confidence", "defect_type", "line", "station", "product", "serial", "lot", "captured_at", "model_version"]) field(name, "");
       $("[data-topk]").replaceChildren();
       return;
     }
@@ -110,6 +164,7 @@
     image.src = item.image_url;
     $("[data-detail-link]").href = "/dashboard/inspections/" + item.id + "/";
     field("id", item.id);
+    field("review_reason", reason(item) || "—");
     field("verdict", item.verdict);
     $('.facts [data-field="verdict"]').className = "verdict verdict-" + item.verdict;
     field("label", item.label);
@@ -160,6 +215,7 @@
   function show(item, { claimIt = true, supersedes = null, undoOf = null, keyPressedAt } = {}) {
     clearInterval(claimTimer);
     current = item ? { item, shownAt: performance.now(), supersedes, comment: "", undoOf } : null;
+    fit();
     render(keyPressedAt);
     preload();
     if (!item) return;
@@ -190,6 +246,8 @@
     entry.promise = LS.api("POST", "/api/v1/inspections/" + item.id + "/verifications/", body).then((res) => {
       if (res.ok) {
         entry.verification = res.data;
+        if (!body.supersedes) shift.decided += 1; // deciding again counts the frame once
+        renderShift();
         say("Saved #" + item.id + ": " + DECISIONS[decision] + (defectCode ? " to " + defectCode : "") + ".", "ok");
       } else if (res.status === 409) {
         say(res.data.detail, "warning");
@@ -250,6 +308,7 @@
     const res = await LS.api("GET", "/api/v1/review/queue/?" + params);
     if (!res.ok) return;
     pendingCount.textContent = res.data.pending;
+    renderShift();
     for (const item of res.data.results) insert(item);
     if (!current) next();
     else {
@@ -334,9 +393,39 @@
       commentInput.focus();
     } else if (key === "s") skip(at);
     else if (key === "u") undo();
-    else return;
+    else if (key === "+" || key === "=") zoom(1.5);
+    else if (key === "-") zoom(1 / 1.5);
+    else if (key === "0") fit();
+    else if (key.startsWith("Arrow") && view.scale > 1) {
+      const step = 60;
+      const moves = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
+      pan(...moves[key]);
+    } else return;
     event.preventDefault();
   });
+
+  zoomBox.addEventListener(
+    "wheel",
+    (event) => {
+      event.preventDefault();
+      zoom(event.deltaY < 0 ? 1.25 : 1 / 1.25);
+    },
+    { passive: false }
+  );
+  let drag = null;
+  zoomBox.addEventListener("pointerdown", (event) => {
+    if (view.scale === 1) return;
+    drag = { x: event.clientX, y: event.clientY };
+    zoomBox.setPointerCapture(event.pointerId);
+  });
+  zoomBox.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    pan(event.clientX - drag.x, event.clientY - drag.y);
+    drag = { x: event.clientX, y: event.clientY };
+  });
+  zoomBox.addEventListener("pointerup", () => (drag = null));
+  renderShift();
+  setInterval(renderShift, 60000);
 
   window.addEventListener("pagehide", () => {
     if (current && !current.undoOf) {
