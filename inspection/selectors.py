@@ -226,6 +226,8 @@ class LineStatus:
     line: Line
     shift_name: str | None
     stations: list[StationStatus]
+    # First-pass yield now and the shift before (inspection.trends.line_yield), where shown.
+    shift_yield: tuple | None = None
 
     @property
     def pending(self) -> int:

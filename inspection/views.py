@@ -5,6 +5,8 @@ the WebSocket (``static/inspection/*.js``). Views stay thin: a selector, a
 template.
 """
 
+from dataclasses import replace
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -13,6 +15,7 @@ from django.shortcuts import render
 from inspection import events, selectors
 from inspection.choices import ReviewReason
 from inspection.shift_counter import inspector_shift
+from inspection.trends import defect_sparklines, line_yield, yield_json
 from masterdata.models import Plant
 
 dashboard_required = permission_required(selectors.DASHBOARD_PERMISSION, raise_exception=True)
@@ -22,7 +25,9 @@ inspection_view_required = permission_required("inspection.view_inspection", rai
 RECENT_FRAMES = 24
 
 
-def _station_json(status: selectors.StationStatus, line_code: str) -> dict:
+def _station_json(
+    status: selectors.StationStatus, line_code: str, sparkline: list[float | None]
+) -> dict:
     return {
         "station": status.station.code,
         "line": line_code,
@@ -33,7 +38,13 @@ def _station_json(status: selectors.StationStatus, line_code: str) -> dict:
         "defect_rate_shift": status.defect_rate_shift,
         "pending": status.pending,
         "versions": status.versions,
+        "sparkline": sparkline,
     }
+
+
+def _stations_json(status: selectors.LineStatus) -> list[dict]:
+    sparklines = defect_sparklines([s.station.pk for s in status.stations])
+    return [_station_json(s, status.line.code, sparklines[s.station.pk]) for s in status.stations]
 
 
 def _lines_json(statuses: list[selectors.LineStatus]) -> list[dict]:
@@ -42,7 +53,8 @@ def _lines_json(statuses: list[selectors.LineStatus]) -> list[dict]:
             "line": status.line.code,
             "shift": status.shift_name,
             "pending": status.pending,
-            "stations": [_station_json(s, status.line.code) for s in status.stations],
+            "yield": yield_json(line_yield(status.line)),
+            "stations": _stations_json(status),
         }
         for status in statuses
     ]
@@ -52,14 +64,18 @@ def _lines_json(statuses: list[selectors.LineStatus]) -> list[dict]:
 @dashboard_required
 def overview(request: HttpRequest) -> HttpResponse:
     statuses = selectors.line_status(lines=selectors.overview_lines())
+    statuses = [replace(status, shift_yield=line_yield(status.line)) for status in statuses]
     return render(request, "inspection/overview.html", {"lines": statuses})
 
 
 @login_required
 @dashboard_required
 def overview_status(request: HttpRequest) -> JsonResponse:
-    """The overview's figures, refreshed by the page after live events."""
-    statuses = selectors.line_status(lines=selectors.overview_lines())
+    """The overview's figures (or one line's, with ``?line=``), refreshed by the pages."""
+    lines = selectors.overview_lines()
+    if request.GET.get("line"):
+        lines = [line for line in lines if line.code == request.GET["line"]]
+    statuses = selectors.line_status(lines=lines)
     return JsonResponse({"lines": _lines_json(statuses)})
 
 
@@ -79,7 +95,7 @@ def line_view(request: HttpRequest, code: str) -> HttpResponse:
             "status": status,
             "initial": {
                 "line": line.code,
-                "stations": [_station_json(s, line.code) for s in status.stations],
+                "stations": _stations_json(status),
                 "frames": [events.inspection_payload(frame) for frame in frames],
                 "max_frames": RECENT_FRAMES,
             },

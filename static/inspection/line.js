@@ -1,4 +1,5 @@
-/* Line view: a tile per station that follows its verdicts, and the last frames, live. */
+/* Line view: a tile per station that follows its verdicts (with its defect rate over the
+ * last hour in 5-minute bars), and the last frames, live. */
 (function () {
   "use strict";
   const LS = window.LineSight;
@@ -57,6 +58,54 @@
     return tile;
   }
 
+  const SVG = "http://www.w3.org/2000/svg";
+
+  // One bar per 5-minute step of the last hour, as tall as its defect rate (the tallest
+  // bar is the hour's highest rate, at least 10 %); a step without frames has no bar.
+  function drawSpark(station, rates) {
+    const tile = tileFor(station);
+    let svg = tile.querySelector("svg.spark");
+    if (!svg) {
+      svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("class", "spark");
+      svg.setAttribute("viewBox", "0 0 120 24");
+      svg.setAttribute("preserveAspectRatio", "none");
+      svg.setAttribute("role", "img");
+      tile.append(svg);
+    }
+    const known = rates.filter((rate) => rate !== null);
+    const top = Math.max(0.1, ...known);
+    const bars = rates.map((rate, step) => {
+      const bar = document.createElementNS(SVG, "rect");
+      const height = rate === null ? 0 : Math.max(1, (rate / top) * 22);
+      bar.setAttribute("x", String(step * 10 + 1));
+      bar.setAttribute("width", "8");
+      bar.setAttribute("y", String(24 - height));
+      bar.setAttribute("height", String(height));
+      if (rate !== null) bar.setAttribute("data-rate", String(rate));
+      return bar;
+    });
+    const label = known.length
+      ? "Defect rate, last hour in 5-minute steps: highest " + LS.pct(Math.max(...known)) + ", latest " + LS.pct(known[known.length - 1])
+      : "No frames in the last hour";
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = label;
+    svg.setAttribute("aria-label", label);
+    svg.replaceChildren(title, ...bars);
+  }
+
+  let sparkTimer = null;
+  async function refreshSparks() {
+    sparkTimer = null;
+    const res = await LS.api("GET", "/dashboard/status.json?line=" + encodeURIComponent(initial.line));
+    if (!res.ok) return;
+    for (const line of res.data.lines) for (const s of line.stations) drawSpark(s.station, s.sparkline);
+  }
+  const scheduleSparks = (delay) => {
+    if (sparkTimer === null) sparkTimer = setTimeout(refreshSparks, delay);
+  };
+  setInterval(() => scheduleSparks(0), 60000);
+
   function updateTile(frame) {
     const last = tileLast.get(frame.station);
     if (last && !newer(frame, last) && last.id !== frame.id) return;
@@ -91,6 +140,7 @@
 
   for (const station of initial.stations) {
     if (station.last) tileLast.set(station.station, station.last);
+    drawSpark(station.station, station.sparkline);
   }
   for (const frame of initial.frames.slice().reverse()) upsert(frame);
   render();
@@ -120,6 +170,7 @@
       if (event.type === "inspection.created" || event.type === "inspection.verified") {
         upsert(event.inspection);
         render();
+        scheduleSparks(10000);
       } else if (event.type === "deployment.changed" && event.line === initial.line) {
         const tile = tileFor(event.station);
         tile.querySelector('[data-field="versions"]').textContent = event.model

@@ -28,6 +28,18 @@
     if (cell) cell.replaceChildren(content);
   }
 
+  // Same words as templates/inspection/_yield.html.
+  function renderYield(node, fpy) {
+    if (!node || !fpy) return;
+    node.replaceChildren(
+      "First-pass yield ",
+      el("strong", { "data-field": "fpy" }, LS.pct(fpy.first_pass_yield)),
+      " this shift (" + fpy.shift + "), ",
+      el("span", { "data-field": "fpy_before" }, LS.pct(fpy.before.first_pass_yield)),
+      " the shift before (" + fpy.before.shift + ")"
+    );
+  }
+
   async function refresh() {
     refreshTimer = null;
     const res = await LS.api("GET", "/dashboard/status.json");
@@ -36,6 +48,7 @@
       const card = document.querySelector('[data-line="' + CSS.escape(line.line) + '"]');
       if (!card) continue;
       card.querySelector("[data-line-pending]").textContent = line.pending;
+      renderYield(card.querySelector("[data-line-yield]"), line.yield);
       for (const s of line.stations) {
         const tr = row(line.line, s.station);
         if (!tr) continue;

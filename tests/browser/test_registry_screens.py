@@ -206,3 +206,29 @@ def test_versions_list_with_a_long_reason_fits_a_1366_px_screen(live_asgi, brows
     width = page.evaluate("() => document.documentElement.scrollWidth")
     shot(page, "versions-list")
     assert width <= 1366
+
+
+def test_deployments_and_inspections_lists_fit_a_1366_px_screen(live_asgi, browser):
+    factories.engineer(username="engineer")
+    station = factories.station(code="LINE-3-CAP-STATION-1")
+    version = factories.version_row(model_name="bottle-cap-inspection-line-3")
+    deployment = factories.deployment(station_obj=station, version=version)
+    factories.inspection_row(
+        deployment_obj=deployment,
+        verdict="review",
+        label="missing_cap",
+        serial="SERIAL-0000000000-LONG-LONG-LONG",
+        lot="LOT-2026-12-01-NIGHT-SHIFT-A",
+    )
+    page = admin_page(browser, live_asgi, "engineer")
+
+    for path, name in (
+        ("models_registry/deployment/", "deployments-list"),
+        ("inspection/inspection/", "inspections-list"),
+        ("models_registry/deploymenthistory/", "deployment-history-list"),
+    ):
+        page.goto(f"{live_asgi.url}/admin/{path}")
+        assert page.locator("#result_list tbody tr").count() >= 1, path
+        shot(page, name)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 1366, f"{path} is {width} px wide"
