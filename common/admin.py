@@ -1,10 +1,10 @@
-"""Every kind of background job, listed and shown the same way (read-only)."""
+"""Every kind of background job, listed and shown the same way (read-only); the outbox."""
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from common.jobs import job_retry, jobs_sweep
-from common.models import Job, JobState
+from common.models import Job, JobState, OutboxMessage
 
 
 @admin.register(Job)
@@ -57,3 +57,36 @@ class JobAdmin(admin.ModelAdmin):
             job_retry(job=job)
             again += 1
         self.message_user(request, f"{again} job(s) queued again.", messages.SUCCESS)
+
+
+class PendingForMqttFilter(admin.SimpleListFilter):
+    title = "pending for MQTT"
+    parameter_name = "mqtt_pending"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Pending (not yet acknowledged by the broker)"), ("no", "Published")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(mqtt_sent_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """Read-only: an engineer sees a backlog (a broker away, a sender stopped) and its age."""
+
+    list_display = ["id", "type", "scope", "created_at", "mqtt_sent_at", "webhooks_sent_at"]
+    list_filter = [PendingForMqttFilter, "type", "created_at"]
+    search_fields = ["=message_id", "scope"]
+    readonly_fields = [field.name for field in OutboxMessage._meta.fields]
+    show_full_result_count = False  # the outbox can be long; no COUNT(*) per page
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

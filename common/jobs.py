@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tasks import task
 
-from common.models import Job, JobState
+from common.models import FINISHED_STATES, Job, JobState
 from common.outbox import JOB_FINISHED, outbox_add
 
 logger = logging.getLogger(__name__)
@@ -193,8 +193,14 @@ def _finish(job: Job, **fields: Any) -> bool:
 
 
 def _finished_to_outbox(job_id: Any) -> None:
-    """A finished job for the plant's systems (webhooks), in the transaction that ends it."""
+    """A finished job for the plant's systems (webhooks), in the transaction that ends it.
+
+    Housekeeping that runs on its own (``PERIODIC_JOBS``: rollups every 30 s,
+    retention, sweeps) is nobody's news and is left out.
+    """
     job = Job.objects.select_related("target_type").get(pk=job_id)
+    if job.kind in settings.PERIODIC_JOBS:
+        return
     outbox_add(
         JOB_FINISHED,
         scope=None,
@@ -276,6 +282,19 @@ def run_job(job_id: str) -> str:
 
 def heartbeat_timeout() -> int:
     return int(settings.JOB_HEARTBEAT_TIMEOUT_SECONDS)
+
+
+def periodic_jobs_prune(*, keep_days: int | None = None) -> int:
+    """Delete finished runs of the periodic kinds older than ``keep_days``
+    (``PERIODIC_JOB_KEEP_DAYS``): a refresh every 30 s is thousands of rows a day.
+    Returns how many went."""
+    keep = settings.PERIODIC_JOB_KEEP_DAYS if keep_days is None else keep_days
+    deleted, _ = Job.objects.filter(
+        kind__in=list(settings.PERIODIC_JOBS),
+        state__in=FINISHED_STATES,
+        finished__lt=timezone.now() - timedelta(days=keep),
+    ).delete()
+    return deleted
 
 
 def jobs_sweep(*, timeout_seconds: int | None = None) -> int:

@@ -24,8 +24,10 @@ rolled back.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from common.models import OutboxMessage
@@ -37,6 +39,10 @@ INSPECTION_VERIFIED = "inspection.verified"
 DEPLOYMENT_CHANGED = "deployment.changed"
 JOB_FINISHED = "job.finished"
 EVENT_TYPES = (INSPECTION_JUDGED, INSPECTION_VERIFIED, DEPLOYMENT_CHANGED, JOB_FINISHED)
+
+# PostgreSQL: outbox_add NOTIFYs this channel in its transaction (delivered at
+# commit, dropped on rollback), so the MQTT sender waits on LISTEN, not a poll.
+OUTBOX_CHANNEL = "linesight_outbox"
 
 
 def mqtt_configured() -> bool:
@@ -66,7 +72,7 @@ def outbox_add(event_type: str, *, scope: tuple[str, str, str] | None, data: dic
         "station": station,
         "data": data,
     }
-    return OutboxMessage.objects.create(
+    message = OutboxMessage.objects.create(
         message_id=message_id,
         type=event_type,
         scope="/".join(scope) if scope is not None else "",
@@ -74,3 +80,30 @@ def outbox_add(event_type: str, *, scope: tuple[str, str, str] | None, data: dic
         created_at=now,
         mqtt_sent_at=None if mqtt_configured() else now,
     )
+    if connection.vendor == "postgresql" and mqtt_configured():
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    return message
+
+
+def outbox_prune(
+    *, older_than: timedelta | None = None, batch: int = 1000, max_batches: int = 10
+) -> int:
+    """Delete messages both consumers handed on, older than ``older_than`` (default
+    ``OUTBOX_RETENTION_HOURS``), a batch at a time. ``run_workers`` calls it with its
+    sweep whether or not MQTT is configured; the MQTT sender too."""
+    if older_than is None:
+        older_than = timedelta(hours=settings.OUTBOX_RETENTION_HOURS)
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    for _ in range(max_batches):
+        done = OutboxMessage.objects.filter(
+            mqtt_sent_at__isnull=False, webhooks_sent_at__isnull=False, created_at__lt=cutoff
+        ).order_by("id")
+        ids = list(done.values_list("id", flat=True)[:batch])
+        if not ids:
+            break
+        deleted += OutboxMessage.objects.filter(id__in=ids).delete()[0]
+        if len(ids) < batch:
+            break
+    return deleted

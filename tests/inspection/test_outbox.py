@@ -1,10 +1,19 @@
 """The outbox holds one message per recorded fact, written with the row or not at all."""
 
+import datetime as dt
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
-from common.jobs import job_cancel, job_enqueue, job_run, register_job_kind
-from common.models import OutboxMessage
+from common.jobs import (
+    job_cancel,
+    job_enqueue,
+    job_run,
+    periodic_jobs_prune,
+    register_job_kind,
+)
+from common.models import Job, OutboxMessage
 from common.outbox import SCHEMA
 from inspection.models import Inspection
 from models_registry.services import deployment_deactivate
@@ -113,3 +122,17 @@ def test_finished_and_cancelled_jobs_add_a_message_each():
     }
     assert finished[str(failed.pk)]["data"]["error"] == "bad input"
     assert finished[str(done.pk)]["station"] is None
+
+
+def test_periodic_housekeeping_is_not_news_and_its_old_runs_are_pruned(settings):
+    register_job_kind("test_echo", queue="imports", run="tests.common.job_kinds.run_echo")
+    settings.PERIODIC_JOBS = {**settings.PERIODIC_JOBS, "test_echo": 30}
+    old = job_enqueue(kind="test_echo", payload={})
+    recent = job_enqueue(kind="test_echo", payload={})
+    job_run(str(old.pk))
+    job_run(str(recent.pk))
+    assert messages("job.finished") == []
+    Job.objects.filter(pk=old.pk).update(finished=timezone.now() - dt.timedelta(days=8))
+
+    assert periodic_jobs_prune(keep_days=7) == 1
+    assert list(Job.objects.values_list("pk", flat=True)) == [recent.pk]

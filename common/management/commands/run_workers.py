@@ -2,7 +2,9 @@
 
 Each group of settings.TASK_WORKER_GROUPS gets its own process, so a long
 evaluation (queue "evaluations") never waits behind, nor delays, a
-validation (queue "validation"). If one worker stops, all stop, so a
+validation (queue "validation"). Long-running commands of other apps
+(settings.WORKER_COMMANDS: the webhook fan-out, the MQTT sender when
+MQTT_HOST is set) run beside them. If one worker stops, all stop, so a
 supervisor (systemd, the demo command) sees it and restarts them.
 """
 
@@ -15,8 +17,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from common.jobs import job_enqueue, jobs_sweep
+from common.jobs import job_enqueue, jobs_sweep, periodic_jobs_prune
 from common.models import Job, JobState
+from common.outbox import outbox_prune
 
 
 class Command(BaseCommand):
@@ -38,6 +41,8 @@ class Command(BaseCommand):
                     "worker",  # db_worker that waits out a database restart
                     "--queue-name",
                     ",".join(group),
+                    "--interval",  # how long an idle worker waits before looking again
+                    str(min(settings.TASK_WORKER_POLL_SECONDS.get(queue, 1.0) for queue in group)),
                     "--no-reload",
                     "--verbosity",
                     verbosity,
@@ -49,6 +54,16 @@ class Command(BaseCommand):
         if options["verbosity"] > 0:
             for group, child in zip(settings.TASK_WORKER_GROUPS, children, strict=True):
                 self.stdout.write(f"worker {child.pid}: queues {', '.join(group)}")
+        # Long-running commands of other apps (the webhook fan-out...), named in settings
+        # so common imports none of them; supervised like the workers.
+        for command in settings.WORKER_COMMANDS:
+            child = subprocess.Popen(
+                [sys.executable, "manage.py", *command, "--verbosity", verbosity],
+                cwd=settings.BASE_DIR,
+            )
+            children.append(child)
+            if options["verbosity"] > 0:
+                self.stdout.write(f"{command[0]} {child.pid}")
         try:
             self._supervise(children)
         finally:
@@ -75,6 +90,8 @@ class Command(BaseCommand):
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + settings.JOB_SWEEP_INTERVAL_SECONDS
                     jobs_sweep()
+                    periodic_jobs_prune()
+                    outbox_prune()
                 self._enqueue_periodic(due)
             except (OperationalError, InterfaceError):
                 close_old_connections()  # the database is restarting: next time

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import requests
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+
+from integrations.mqtt.client import broker_answers
 
 
 def _stop_like_ctrl_c(signum, frame):
@@ -41,6 +44,7 @@ class Command(BaseCommand):
             signal.signal(stop_signal, _stop_like_ctrl_c)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
+        self._mqtt_to_local_broker()
         frames_dir = Path(settings.LINESIGHT["DEMO_DIR"]) / "frames"
         seed = self._seed(frames_dir, options["model_zip"])
         url = f"http://{options['host']}:{options['port']}"
@@ -60,6 +64,17 @@ class Command(BaseCommand):
             self._run(children, options["duration"])
         finally:
             self._stop(children)
+
+    def _mqtt_to_local_broker(self) -> None:
+        """Publish to a broker answering on 127.0.0.1:1883 unless MQTT is configured already.
+
+        The environment carries it to the server and to run_workers, which starts the sender.
+        """
+        if settings.MQTT_HOST or not broker_answers("127.0.0.1", 1883):
+            return
+        os.environ["LINESIGHT_MQTT_HOST"] = "127.0.0.1"
+        os.environ["LINESIGHT_MQTT_PORT"] = "1883"
+        settings.MQTT_HOST, settings.MQTT_PORT = "127.0.0.1", 1883
 
     def _seed(self, frames_dir: Path, model_zip: Path | None) -> dict:
         """Load the demo plant, users and model (idempotent); returns what seed_demo printed."""
@@ -103,6 +118,13 @@ class Command(BaseCommand):
             write(
                 f"    curl -H 'Authorization: Token {station['token']}' "
                 f"-F station={station['code']} -F image=@{sample} {url}/api/v1/inspections/"
+            )
+        if settings.MQTT_HOST:
+            write("  Watch the MQTT events:")
+            port = f" -p {settings.MQTT_PORT}" if settings.MQTT_PORT != 1883 else ""
+            write(
+                f"    mosquitto_sub -h {settings.MQTT_HOST}{port} "
+                f"-t '{settings.MQTT_TOPIC_PREFIX}/#' -v"
             )
         write("Press Ctrl-C to stop.")
 

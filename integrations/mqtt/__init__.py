@@ -1,0 +1,1 @@
+"""MQTT: the outbox's events published to the plant's broker (topics, client, sender)."""
