@@ -10,6 +10,8 @@ api_v1 = [
     path("", include("models_registry.api.urls")),
     path("", include("reports.api.urls")),
     path("", include("common.job_api")),
+    path("", include("integrations.urls")),
+    path("", include("masterdata.api.urls")),
 ]
 
 urlpatterns = [

@@ -15,7 +15,11 @@ from models_registry.models import (
     ModelVersion,
     version_label,
 )
-from models_registry.services import label_mappings_check
+from models_registry.services import (
+    PREPROCESSING_FIELDS,
+    label_mappings_check,
+    version_change_check,
+)
 
 NO_DEFECT = "__no_defect__"  # never a defect code: codes start with a letter or digit
 
@@ -120,6 +124,31 @@ class DeploymentActivateForm(forms.Form):
     edge_recheck_rate = _unit_interval_field(
         "Edge recheck rate", 0.0, "Share of edge frames the server classifies again."
     )
+    low_margin_review = forms.FloatField(
+        label="Send the least sure frames to review: margin",
+        initial=0.0,
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="A pass whose two best labels are closer than this (e.g. 0.2) goes to review "
+        "as 'Model unsure between two labels', to teach the next version; 0 switches it off.",
+    )
+    low_margin_daily_cap = forms.IntegerField(
+        label="Least sure frames per day, at most",
+        initial=50,
+        min_value=0,
+        max_value=100000,
+        required=False,
+        help_text="A cap per station and plant day, so the review queue stays workable.",
+    )
+
+    def clean_low_margin_review(self) -> float:
+        value = self.cleaned_data["low_margin_review"]
+        return 0.0 if value is None else value
+
+    def clean_low_margin_daily_cap(self) -> int:
+        value = self.cleaned_data["low_margin_daily_cap"]
+        return 50 if value is None else value
 
 
 def deployment_initial(deployment: Deployment | None) -> tuple[dict, list[dict]]:
@@ -135,6 +164,8 @@ def deployment_initial(deployment: Deployment | None) -> tuple[dict, list[dict]]
         "confidence_threshold": deployment.confidence_threshold,
         "pass_review_rate": deployment.pass_review_rate,
         "edge_recheck_rate": deployment.edge_recheck_rate,
+        "low_margin_review": deployment.low_margin_review,
+        "low_margin_daily_cap": deployment.low_margin_daily_cap,
         "always_review": list(deployment.always_review.values_list("pk", flat=True)),
     }
     rows = [
@@ -190,14 +221,15 @@ class ModelVersionChangeForm(forms.ModelForm):
 
     class Meta:
         model = ModelVersion
-        fields = [
-            "notes",
-            "resize_mode",
-            "value_scale",
-            "color_mode",
-            "resize_interpolation",
-            "jpeg_draft",
-        ]
+        fields = ["notes", *PREPROCESSING_FIELDS]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.pk is not None:  # the saved version, before this form's changes
+            version_change_check(
+                self.instance, **{field: cleaned.get(field) for field in PREPROCESSING_FIELDS}
+            )
+        return cleaned
 
 
 class LabelMappingForm(forms.ModelForm):

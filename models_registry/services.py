@@ -67,24 +67,23 @@ def version_upload(
     uploaded_by: AbstractBaseUser | None = None,
     resize_interpolation: str = ResizeInterpolation.BILINEAR,
     jpeg_draft: bool = False,
+    resize_mode: str = ResizeMode.STRETCH,
+    value_scale: str = ValueScale.UNIT,
+    color_mode: str = ColorMode.RGB,
 ) -> ModelVersion:
     """Store an uploaded artifact as the model's next version and queue its validation.
 
     Labels given here win over a ``labels.txt`` in the archive; without either,
     validation marks the version invalid. A version decodes JPEGs in full
-    (the exact path) unless ``jpeg_draft`` says it was trained otherwise.
+    (the exact path) unless ``jpeg_draft`` says it was trained otherwise. The
+    declared preprocessing stays through validation, except where the signature
+    leaves no choice (uint8 input: 0..255; one channel: greyscale).
     """
     _check_choice("resize_interpolation", resize_interpolation, ResizeInterpolation)
-    artifact_format = artifact_format_for(artifact.name or "")
-    sha256, size = sha256_and_size(artifact)
-    if size == 0:
-        raise ValidationError({"artifact": "The uploaded file is empty."})
-    limit = settings.LINESIGHT["MAX_ARTIFACT_BYTES"]
-    if size > limit:
-        raise ValidationError(
-            {"artifact": f"The artifact is {size:,} bytes; the limit is {limit:,} bytes."}
-        )
-    artifact_listing_check(artifact=artifact, artifact_format=artifact_format)
+    _check_choice("resize_mode", resize_mode, ResizeMode)
+    _check_choice("value_scale", value_scale, ValueScale)
+    _check_choice("color_mode", color_mode, ColorMode)
+    artifact_format, sha256, size = _checked_artifact(artifact)
     cleaned_labels = clean_labels(labels) if labels is not None else []
 
     version = ModelVersion(
@@ -98,6 +97,9 @@ def version_upload(
         status=VersionStatus.UPLOADED,
         resize_interpolation=resize_interpolation,
         jpeg_draft=bool(jpeg_draft),
+        resize_mode=resize_mode,
+        value_scale=value_scale,
+        color_mode=color_mode,
     )
     filename = artifact.name.replace("\\", "/").rsplit("/", 1)[-1]
     version.artifact.save(filename, artifact, save=False)
@@ -109,6 +111,21 @@ def version_upload(
         version.save()
         transaction.on_commit(lambda: enqueue_validation(version))
     return version
+
+
+def _checked_artifact(artifact: File) -> tuple[str, str, int]:
+    """The artifact's format, SHA-256 and size, once it passed the upload's checks."""
+    artifact_format = artifact_format_for(artifact.name or "")
+    sha256, size = sha256_and_size(artifact)
+    if size == 0:
+        raise ValidationError({"artifact": "The uploaded file is empty."})
+    limit = settings.LINESIGHT["MAX_ARTIFACT_BYTES"]
+    if size > limit:
+        raise ValidationError(
+            {"artifact": f"The artifact is {size:,} bytes; the limit is {limit:,} bytes."}
+        )
+    artifact_listing_check(artifact=artifact, artifact_format=artifact_format)
+    return artifact_format, sha256, size
 
 
 def enqueue_validation(version: ModelVersion) -> None:
@@ -233,6 +250,38 @@ def label_mappings_update(
     return sorted(rows.values(), key=lambda row: row.index)
 
 
+class VersionServing(ValidationError):
+    """The version serves a station now; its preprocessing changes only while it serves nowhere."""
+
+
+PREPROCESSING_FIELDS = (
+    "resize_mode",
+    "value_scale",
+    "color_mode",
+    "resize_interpolation",
+    "jpeg_draft",
+)
+
+
+def version_preprocessing_check(version: ModelVersion, changed_fields: Iterable[str]) -> None:
+    """Refuse a preprocessing change on a version that serves a station.
+
+    New preprocessing changes the verdicts of the stations it serves in ways
+    only an evaluation shows, so it changes only while the version serves
+    nowhere: deploy another version first, or upload a new one.
+    """
+    changed = [field for field in changed_fields if field in PREPROCESSING_FIELDS]
+    slots = slots_served_by(version=version) if changed else []
+    if slots:
+        raise VersionServing(
+            {
+                changed[0]: f"{version} serves {', '.join(slots)}; deploy another version "
+                "there before changing how it preprocesses frames, or upload a new version "
+                "with this preprocessing."
+            }
+        )
+
+
 def version_update(
     *,
     version: ModelVersion,
@@ -245,10 +294,8 @@ def version_update(
 ) -> ModelVersion:
     """Change a version's notes or its declared preprocessing (``None`` keeps a value).
 
-    On a deployed version new resize mode, value scale or colour mode apply
-    from its stations' next frame (the runtime's cache key includes them).
-    How frames are decoded and resampled changes only while the version
-    serves nowhere: it changes verdicts in ways only an evaluation shows.
+    Notes change at any time; preprocessing only while the version serves
+    nowhere (``version_preprocessing_check``, the one rule for admin and API).
     """
     preprocessing = {
         "resize_mode": (resize_mode, ResizeMode),
@@ -264,7 +311,7 @@ def version_update(
         if choices is not None:
             _check_choice(field, value, choices)
         changed_fields.append(field)
-    _check_decoding_change(version, changed_fields)
+    version_preprocessing_check(version, changed_fields)
     for field in changed_fields:
         setattr(version, field, preprocessing[field][0])
     if notes is not None and notes != version.notes:
@@ -275,21 +322,86 @@ def version_update(
     return version
 
 
+def version_change(
+    *,
+    version: ModelVersion,
+    notes: str | None = None,
+    resize_mode: str | None = None,
+    value_scale: str | None = None,
+    color_mode: str | None = None,
+    resize_interpolation: str | None = None,
+    jpeg_draft: bool | None = None,
+) -> ModelVersion:
+    """Change a version's notes, or its declared preprocessing while it serves nowhere
+    (admin and API).
+
+    A preprocessing change on a deployed version is refused with VersionServing
+    (``version_change_check``). Validation checked TFLite against the
+    SavedModel on inputs of the declared value scale, so a new scale validates
+    the version again (unless it is still queued).
+    """
+    with transaction.atomic():
+        locked = (
+            ModelVersion.objects.select_for_update(no_key=True)
+            .select_related("model")
+            .get(pk=version.pk)
+        )
+        version_change_check(
+            locked,
+            resize_mode=resize_mode,
+            value_scale=value_scale,
+            color_mode=color_mode,
+            resize_interpolation=resize_interpolation,
+            jpeg_draft=jpeg_draft,
+        )
+        scale_before = locked.value_scale
+        version_update(
+            version=locked,
+            notes=notes,
+            resize_mode=resize_mode,
+            value_scale=value_scale,
+            color_mode=color_mode,
+            resize_interpolation=resize_interpolation,
+            jpeg_draft=jpeg_draft,
+        )
+        if locked.value_scale != scale_before and locked.status != VersionStatus.UPLOADED:
+            version_request_validation(version=locked)
+    locked.refresh_from_db()
+    return locked
+
+
+def version_change_check(version: ModelVersion, **preprocessing: str | bool | None) -> None:
+    """Refuse new preprocessing (``None`` keeps a value) that ``version_change`` would refuse:
+    any change while the version serves, or a choice its signature rules out."""
+    changed = [
+        field
+        for field, value in preprocessing.items()
+        if value is not None and value != getattr(version, field)
+    ]
+    version_preprocessing_check(version, changed)
+    _check_signature_choices(
+        version,
+        value_scale=preprocessing.get("value_scale"),
+        color_mode=preprocessing.get("color_mode"),
+    )
+
+
+def _check_signature_choices(
+    version: ModelVersion, *, value_scale: str | None, color_mode: str | None
+) -> None:
+    if value_scale not in (None, ValueScale.RAW) and version.input_dtype == "uint8":
+        raise ValidationError(
+            {"value_scale": f"{version} takes uint8 pixels, so its values stay 0..255 (0_255)."}
+        )
+    if color_mode == ColorMode.RGB and version.input_channels == 1:
+        raise ValidationError(
+            {"color_mode": f"{version} takes one channel, so its frames stay greyscale."}
+        )
+
+
 def _check_choice(field: str, value: str, choices: type[models.TextChoices]) -> None:
     if value not in choices.values:
         raise ValidationError({field: f"'{value}' is not one of {', '.join(choices.values)}."})
-
-
-def _check_decoding_change(version: ModelVersion, changed_fields: list[str]) -> None:
-    decoding = [f for f in changed_fields if f in ("resize_interpolation", "jpeg_draft")]
-    slots = slots_served_by(version=version) if decoding else []
-    if slots:
-        raise ValidationError(
-            {
-                decoding[0]: f"{version} serves {', '.join(slots)}; change how it decodes and "
-                "resizes frames only while it serves nowhere, and evaluate it again."
-            }
-        )
 
 
 def _check_deployable(*, version: ModelVersion, station: Station, product: Product | None) -> None:
@@ -400,16 +512,25 @@ def deployment_activate(
     always_review: Iterable[DefectType] = (),
     pass_review_rate: float = 0.0,
     edge_recheck_rate: float = 0.0,
+    low_margin_review: float = 0.0,
+    low_margin_daily_cap: int = 50,
     by: AbstractBaseUser | None = None,
 ) -> Deployment:
     """Deploy a ready, fully mapped version to a station (or one product there).
 
     Takes effect on the station's next frame in every worker process.
+    ``low_margin_review`` above 0 sends passes the model was unsure of to
+    review, at most ``low_margin_daily_cap`` per station and day.
     """
     _check_deployable(version=version, station=station, product=product)
     confidence_threshold = _check_rate("confidence_threshold", confidence_threshold)
     pass_review_rate = _check_rate("pass_review_rate", pass_review_rate)
     edge_recheck_rate = _check_rate("edge_recheck_rate", edge_recheck_rate)
+    low_margin_review = _check_rate("low_margin_review", low_margin_review)
+    if isinstance(low_margin_daily_cap, bool) or not isinstance(low_margin_daily_cap, int):
+        raise ValidationError({"low_margin_daily_cap": "Give a whole number of frames."})
+    if low_margin_daily_cap < 0:
+        raise ValidationError({"low_margin_daily_cap": "Give 0 or more frames per day."})
     thresholds = {
         defect_type: _check_rate(f"defect_thresholds.{defect_type.code}", value)
         for defect_type, value in (defect_thresholds or {}).items()
@@ -423,6 +544,8 @@ def deployment_activate(
             confidence_threshold=confidence_threshold,
             pass_review_rate=pass_review_rate,
             edge_recheck_rate=edge_recheck_rate,
+            low_margin_review=low_margin_review,
+            low_margin_daily_cap=low_margin_daily_cap,
         )
         DefectThreshold.objects.bulk_create(
             DefectThreshold(deployment=deployment, defect_type=defect_type, threshold=value)

@@ -3,6 +3,7 @@
 from common.jobs import register_job_kind
 
 REPORT_EXPORT = "report_export"
+ROLLUPS_REFRESH = "rollups_refresh"
 
 
 def register() -> None:
@@ -12,3 +13,4 @@ def register() -> None:
         run="reports.jobs.run_report_export",
         cleanup="reports.jobs.cleanup_report_export",
     )
+    register_job_kind(ROLLUPS_REFRESH, queue="default", run="reports.rollups.run_rollups_refresh")

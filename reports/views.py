@@ -22,6 +22,7 @@ from common.jobs import job_retry
 from common.models import Job, JobState
 from reports import exports, page, selectors
 from reports.filters import ReportFilterError, ReportFilters, report_filters
+from reports.jobs import export_download_name
 from reports.services import export_job_request
 
 reports_permission = permission_required("reports.view_reports", raise_exception=True)
@@ -165,7 +166,7 @@ def export_job_download(request: HttpRequest, job_id) -> HttpResponse:
         raise Http404("This export is not ready.")
     if not default_storage.exists(name):
         raise Http404("This export's file is gone; export the report again.")
-    filename = exports.export_filename(job.payload.get("filters", {}))
+    filename = export_download_name(job)  # .xlsx or .csv, as the job was asked
     return _file_response(request, default_storage.open(name, "rb"), filename)
 
 

@@ -295,14 +295,13 @@ class ModelVersionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
 
     def save_model(self, request, obj: ModelVersion, form, change: bool) -> None:
+        # The form refused preprocessing changes on a serving version (version_change_check).
         data = form.cleaned_data
-        services.version_update(
-            version=ModelVersion.objects.get(pk=obj.pk),
+        services.version_change(
+            version=obj,
             notes=data["notes"],
-            **{field: data[field] for field in PREPROCESSING_FIELDS},
+            **{field: data.get(field) for field in services.PREPROCESSING_FIELDS},
         )
-        if set(PREPROCESSING_FIELDS) & set(form.changed_data):
-            self._warn_if_serving(request, obj, "preprocessing")
 
     def save_formset(self, request, form, formset, change: bool) -> None:
         if not isinstance(formset, LabelMappingFormSet):

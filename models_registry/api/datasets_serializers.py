@@ -2,14 +2,16 @@
 
 from rest_framework import serializers
 
+from common.api import StrictCharField
 from common.job_api import JobSerializer
+from masterdata.validators import code_validator
 from models_registry.datasets.models import DatasetSnapshot, DatasetSplit
 from models_registry.datasets.splitting import GROUPINGS
 
 
 class DatasetCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=50)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=50, validators=[code_validator])  # the schema's pattern
+    description = StrictCharField(required=False, allow_blank=True, default="")
 
 
 class LabelSerializer(serializers.Serializer):

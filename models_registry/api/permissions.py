@@ -4,34 +4,14 @@ Quality engineers hold them through their group; inspectors, viewers and
 station device tokens do not, and get a 403 that names what is missing.
 """
 
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from masterdata.api.permissions import DeclaredPermission
 
 
-class RegistryPermission(BasePermission):
+class RegistryPermission(DeclaredPermission):
     """Checks the permission a view declares per HTTP method in ``required_permissions``.
 
     Safe methods without an entry of their own use the ``GET`` one (or the only one).
     """
 
     message = "Only quality engineers may use the model registry API."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False  # DRF answers 401, asking for a token
-        required = view.required_permissions.get(request.method)
-        if required is None and request.method in SAFE_METHODS:
-            # HEAD and OPTIONS need what reading needs, or else the view's one permission.
-            required = view.required_permissions.get("GET") or next(
-                iter(view.required_permissions.values()), None
-            )
-        if required is None:
-            # A method the view does not implement: let DRF answer 405.
-            return request.method not in view._allowed_methods()
-        if user.has_perm(required):
-            return True
-        self.message = (
-            f"Only quality engineers may do this: it needs the permission '{required}', "
-            f"which {user} does not have."
-        )
-        return False
+    who = "quality engineers"

@@ -1,18 +1,10 @@
 """How the registry's endpoints appear in the OpenAPI schema.
 
 A station device token is authenticated on these endpoints only to be refused
-with 403, so their operations list user tokens and sessions, not it.
+with 403, so their operations list user tokens and sessions, not it
+(masterdata.api.schema holds the schema class every user-token endpoint uses).
 """
 
-from drf_spectacular.openapi import AutoSchema
+from masterdata.api.schema import UserTokenOnlySchema
 
-from masterdata.authentication import StationTokenScheme
-
-
-class UserTokenOnlySchema(AutoSchema):
-    def get_auth(self) -> list[dict]:
-        return [
-            requirement
-            for requirement in super().get_auth()
-            if StationTokenScheme.name not in requirement
-        ]
+__all__ = ["UserTokenOnlySchema"]

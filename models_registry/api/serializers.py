@@ -9,9 +9,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from common.api import StrictCharField
+from common.api import QueryCharField, QueryIntegerField, StrictCharField
+from masterdata.api.schema import ErrorSerializer as ErrorSerializer  # re-exported
 from masterdata.models import DefectType, Product, Station
-from models_registry.choices import ResizeInterpolation, ServingRuntime
+from masterdata.validators import code_validator
+from models_registry.choices import (
+    ColorMode,
+    ResizeInterpolation,
+    ResizeMode,
+    ServingRuntime,
+    ValueScale,
+)
 from models_registry.models import (
     DefectThreshold,
     Deployment,
@@ -21,23 +29,14 @@ from models_registry.models import (
     ModelVersion,
 )
 
-# --- Errors (every endpoint) --------------------------------------------------
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="One sentence a person can act on.")
-    errors = serializers.DictField(
-        required=False,
-        help_text="Field errors as DRF reports them, for 400 responses.",
-    )
-
-
 # --- Models and versions ------------------------------------------------------------
 
 
 class ModelCreateSerializer(serializers.Serializer):
     name = StrictCharField(
-        max_length=50, help_text="Letters, digits, '.', '-' or '_'; used in URLs."
+        max_length=50,
+        validators=[code_validator],  # also the schema's pattern
+        help_text="Letters, digits, '.', '-' or '_'; used in URLs.",
     )
     description = StrictCharField(required=False, allow_blank=True, default="")
 
@@ -120,6 +119,48 @@ class VersionUploadSerializer(serializers.Serializer):
         help_text="Allow reduced-scale JPEG decoding (faster, not the full decode). Leave it "
         "off unless the model was trained on frames decoded that way.",
     )
+    resize_mode = serializers.ChoiceField(
+        choices=ResizeMode.choices,
+        default=ResizeMode.STRETCH,
+        help_text="How a frame is fitted to the input size: stretch, letterbox (pad with "
+        "black) or center_crop.",
+    )
+    value_scale = serializers.ChoiceField(
+        choices=ValueScale.choices,
+        default=ValueScale.UNIT,
+        help_text="Pixel values the model expects: 0_1, -1_1 or 0_255 (a uint8 input is "
+        "always 0_255).",
+    )
+    color_mode = serializers.ChoiceField(
+        choices=ColorMode.choices,
+        default=ColorMode.RGB,
+        help_text="rgb or grayscale (a one-channel input is always grayscale).",
+    )
+
+
+class VersionChangeSerializer(serializers.Serializer):
+    """What may change on a version that serves nowhere; fields left out stay as they are."""
+
+    notes = serializers.CharField(required=False, allow_blank=True)
+    resize_mode = serializers.ChoiceField(choices=ResizeMode.choices, required=False)
+    value_scale = serializers.ChoiceField(
+        choices=ValueScale.choices,
+        required=False,
+        help_text="A new scale validates the version again (TFLite parity is checked on "
+        "inputs of this scale): poll until it is ready.",
+    )
+    color_mode = serializers.ChoiceField(choices=ColorMode.choices, required=False)
+    resize_interpolation = serializers.ChoiceField(
+        choices=ResizeInterpolation.choices, required=False
+    )
+    jpeg_draft = serializers.BooleanField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError(
+                f"Name at least one of {', '.join(self.fields)} to change."
+            )
+        return attrs
 
 
 class LabelMappingSerializer(serializers.ModelSerializer):
@@ -262,6 +303,16 @@ class DeploymentCreateSerializer(serializers.Serializer):
     )
     pass_review_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
     edge_recheck_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    low_margin_review = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        default=0.0,
+        help_text="Passes whose two best labels are closer than this go to review "
+        "('low_margin'); 0: off.",
+    )
+    low_margin_daily_cap = serializers.IntegerField(
+        min_value=0, max_value=100000, default=50, help_text="Low-margin reviews per day, at most."
+    )
 
     def validate_station(self, code: str) -> Station:
         return station_by_code(code)
@@ -318,16 +369,16 @@ class SlotSerializer(serializers.Serializer):
 
 
 class DeploymentQuerySerializer(serializers.Serializer):
-    station = serializers.CharField(
+    station = QueryCharField(
         max_length=50, required=False, default=None, help_text="Station code: only its deployments."
     )
-    product = serializers.CharField(
+    product = QueryCharField(
         max_length=50,
         required=False,
         default=None,
         help_text="Product SKU: only deployments for that product.",
     )
-    history_limit = serializers.IntegerField(
+    history_limit = QueryIntegerField(
         min_value=1, max_value=500, default=50, help_text="At most this many history entries."
     )
 
@@ -379,6 +430,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "always_review",
             "pass_review_rate",
             "edge_recheck_rate",
+            "low_margin_review",
+            "low_margin_daily_cap",
             "is_active",
             "activated_at",
             "activated_by",

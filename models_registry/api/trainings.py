@@ -12,11 +12,17 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from common.job_api import JobSerializer
-from common.models import JobState
-from models_registry.api.serializers import ErrorSerializer
+from common.models import Job, JobState
+from models_registry.api.serializers import ErrorSerializer, station_by_code
 from models_registry.api.views import ERROR_RESPONSES, RegistryView
 from models_registry.datasets.models import DatasetSnapshot
 from models_registry.models import ModelVersion
+from models_registry.training.compare import (
+    DEFAULT_FRAMES,
+    MAX_FRAMES,
+    training_compare_start,
+    training_comparisons,
+)
 from models_registry.training.models import Recipe, TrainingRun
 from models_registry.training.services import training_cancel, training_start
 
@@ -92,6 +98,11 @@ class TrainingSerializer(serializers.ModelSerializer):
     version = serializers.SerializerMethodField()
     parent = serializers.SerializerMethodField()
     evaluation = serializers.SerializerMethodField()
+    suggested_thresholds = serializers.JSONField(
+        help_text="Once done: per defect type code, the reject threshold that keeps its escapes "
+        "on the validation split within target_escape_rate ('threshold'), with 'escape_rate', "
+        "'review_load' and 'false_reject_rate' then; apply them when deploying."
+    )
 
     class Meta:
         model = TrainingRun
@@ -115,6 +126,7 @@ class TrainingSerializer(serializers.ModelSerializer):
             "version",
             "parent",
             "evaluation",
+            "suggested_thresholds",
             "created_at",
         ]
         read_only_fields = fields
@@ -234,3 +246,72 @@ class TrainingCancelView(RegistryView):
     def post(self, request: Request, pk: int) -> Response:
         training_cancel(run=training_or_404(pk))
         return Response(TrainingSerializer(training_or_404(pk), context={"request": request}).data)
+
+
+class CompareCreateSerializer(serializers.Serializer):
+    station = serializers.CharField(
+        max_length=50, help_text="Station code: its deployed version is the champion."
+    )
+    frames = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_FRAMES,
+        default=DEFAULT_FRAMES,
+        help_text="How many of the station's latest verified frames to compare on.",
+    )
+
+    def validate_station(self, code: str):
+        return station_by_code(code)
+
+
+class TrainingCompareView(RegistryView):
+    """Champion/challenger: the trained version against the station's deployed version, on
+    the run's snapshot and on the station's latest verified frames; both as jobs."""
+
+    required_permissions = {
+        "GET": "models_registry.view_trainingrun",
+        "POST": "models_registry.add_evaluation",
+    }
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="trainings_compare",
+        summary="Compare a trained version with a station's deployed version",
+        description=(
+            "202 with the comparison job (poll `/api/v1/jobs/{id}/`; its `result` holds the "
+            "production figures and the id of the snapshot evaluation). Refused with 400 "
+            "when the run has no ready version or nothing else serves the station."
+        ),
+        request=CompareCreateSerializer,
+        responses={
+            202: JobSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="Nothing was started."),
+            **NOT_FOUND,
+            **ERROR_RESPONSES,
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        run = training_or_404(pk)
+        serializer = CompareCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = training_compare_start(
+            run=run,
+            station=serializer.validated_data["station"],
+            frames=serializer.validated_data["frames"],
+            requested_by=request.user,
+        )
+        job = Job.objects.select_related("target_type", "requested_by").get(pk=job.pk)
+        url = reverse("job-detail", args=[job.pk], request=request)
+        return Response(
+            JobSerializer(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": url}
+        )
+
+    @extend_schema(
+        tags=[TAG],
+        operation_id="trainings_compare_list",
+        summary="The run's comparisons, newest first, with their results",
+        responses={200: JobSerializer(many=True), **NOT_FOUND, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        run = training_or_404(pk)
+        jobs = training_comparisons(run).select_related("target_type", "requested_by")[:20]
+        return Response(JobSerializer(jobs, many=True).data)

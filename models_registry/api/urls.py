@@ -76,4 +76,9 @@ urlpatterns = [
         trainings.TrainingCancelView.as_view(),
         name="training-cancel",
     ),
+    path(
+        "trainings/<int:pk>/compare/",
+        trainings.TrainingCompareView.as_view(),
+        name="training-compare",
+    ),
 ]

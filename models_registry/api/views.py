@@ -26,6 +26,7 @@ from models_registry.api.serializers import (
     ModelCreateSerializer,
     ModelSerializer,
     SlotSerializer,
+    VersionChangeSerializer,
     VersionSerializer,
     VersionUploadSerializer,
 )
@@ -182,6 +183,9 @@ class VersionListView(RegistryView):
             uploaded_by=request.user,
             resize_interpolation=data["resize_interpolation"],
             jpeg_draft=data["jpeg_draft"],
+            resize_mode=data["resize_mode"],
+            value_scale=data["value_scale"],
+            color_mode=data["color_mode"],
         )
         body = VersionSerializer(
             selectors.version_by_number(model_name=model.name, number=version.number),
@@ -193,7 +197,10 @@ class VersionListView(RegistryView):
 class VersionDetailView(RegistryView):
     """Everything about a version; poll it after an upload until it is ready or invalid."""
 
-    required_permissions = {"GET": "models_registry.view_modelversion"}
+    required_permissions = {
+        "GET": "models_registry.view_modelversion",
+        "PATCH": "models_registry.change_modelversion",
+    }
 
     @extend_schema(
         tags=[TAG_MODELS],
@@ -203,6 +210,35 @@ class VersionDetailView(RegistryView):
     )
     def get(self, request: Request, name: str, number: int) -> Response:
         version = version_or_404(name, number)
+        return Response(VersionSerializer(version, context={"request": request}).data)
+
+    @extend_schema(
+        tags=[TAG_MODELS],
+        operation_id="versions_partial_update",
+        summary="Change a version's notes or preprocessing while it serves nowhere",
+        description=(
+            "Fields left out stay as they are. Refused with 409 while the version is deployed "
+            "(deploy another version there first). A new `value_scale` validates the version "
+            "again: poll it until `status` is `ready`."
+        ),
+        request=VersionChangeSerializer,
+        responses={
+            200: VersionSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The version is deployed."),
+            **BAD_REQUEST,
+            **NOT_FOUND,
+            **ERROR_RESPONSES,
+        },
+    )
+    def patch(self, request: Request, name: str, number: int) -> Response:
+        version = version_or_404(name, number)
+        serializer = VersionChangeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            services.version_change(version=version, **serializer.validated_data)
+        except services.VersionServing as refused:
+            return Response({"detail": refused.messages[0]}, status=status.HTTP_409_CONFLICT)
+        version = selectors.version_by_number(model_name=name, number=number)
         return Response(VersionSerializer(version, context={"request": request}).data)
 
 
@@ -286,6 +322,8 @@ class DeploymentListView(RegistryView):
             always_review=data["always_review"],
             pass_review_rate=data["pass_review_rate"],
             edge_recheck_rate=data["edge_recheck_rate"],
+            low_margin_review=data["low_margin_review"],
+            low_margin_daily_cap=data["low_margin_daily_cap"],
             by=request.user,
         )
         body = DeploymentSerializer(

@@ -25,7 +25,7 @@ from django.utils import timezone
 from common.files import delete_on_error
 from common.jobs import JobLost
 from masterdata.models import DefectType
-from models_registry.choices import ColorMode, ResizeMode, ValueScale, VersionStatus
+from models_registry.choices import ColorMode, ValueScale, VersionStatus
 from models_registry.labels import mapping_revision_bump
 from models_registry.models import LabelMapping, ModelVersion
 from models_registry.validation.errors import ModelRejected
@@ -157,7 +157,7 @@ def validation_apply(
         with delete_on_error(storage, tflite_name), transaction.atomic():
             locked = ModelVersion.objects.select_for_update(no_key=True).get(pk=version.pk)
             previous_files = [locked.serving_savedmodel.name, locked.tflite_artifact.name]
-            _fill_version(locked, result, first_validation=locked.validated_at is None)
+            _fill_version(locked, result)
             locked.serving_savedmodel = savedmodel_name
             locked.serving_savedmodel_sha256 = savedmodel_sha256
             locked.tflite_artifact = tflite_name
@@ -174,7 +174,7 @@ def validation_apply(
     return locked
 
 
-def _fill_version(version: ModelVersion, result: SandboxResult, *, first_validation: bool) -> None:
+def _fill_version(version: ModelVersion, result: SandboxResult) -> None:
     report = result.report
     signature = report.signature
     version.labels = list(result.labels)
@@ -191,17 +191,13 @@ def _fill_version(version: ModelVersion, result: SandboxResult, *, first_validat
     version.tflite_max_abs_diff = report.tflite.max_abs_diff if result.tflite_file else None
     version.serving_runtime = result.serving_runtime
     version.serving_runtime_reason = result.serving_runtime_reason
-    # Preprocessing: defaults from the signature the first time; afterwards the
-    # engineer's choices stay, except where the signature leaves no choice.
-    if first_validation:
-        version.resize_mode = ResizeMode.STRETCH
-        version.value_scale = (
-            ValueScale.RAW if signature.input_dtype == "uint8" else ValueScale.UNIT
-        )
-    elif signature.input_dtype == "uint8":
+    # Preprocessing: what the engineer declared (at upload or since) stays, except
+    # where the signature leaves no choice; undeclared, the model's defaults (stretch,
+    # 0..1, RGB) are what a float RGB signature wants.
+    if signature.input_dtype == "uint8":
         version.value_scale = ValueScale.RAW
-    if first_validation or signature.input_channels == 1:
-        version.color_mode = ColorMode.GRAYSCALE if signature.input_channels == 1 else ColorMode.RGB
+    if signature.input_channels == 1:
+        version.color_mode = ColorMode.GRAYSCALE
 
 
 def _delete_files(storage: Storage, names: Iterable[str]) -> None:

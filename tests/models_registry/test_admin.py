@@ -343,19 +343,21 @@ def test_engineer_changes_preprocessing_and_notes(browser):
     )
 
 
-def test_preprocessing_of_a_deployed_version_changes_with_a_warning(browser):
+def test_preprocessing_of_a_deployed_version_is_refused_with_where_it_serves(browser):
     version = factories.version_row(model_name="bottle")
     factories.deployment(station_obj=factories.station(code="CAP-1"), version=version)
     data = change_form_data(browser.get(version_url(version)))
     data["resize_mode"] = "center_crop"
+    data["notes"] = "tried"
 
-    response = browser.post(version_url(version), data, follow=True)
+    response = browser.post(version_url(version), data)
 
-    assert "serves CAP-1: the new preprocessing judges the next frames" in " ".join(
-        page_messages(response)
+    assert response.status_code == 200  # the form again, with the reason at the field
+    assert "serves CAP-1; deploy another version there before changing how it" in (
+        response.content.decode()
     )
     version.refresh_from_db()
-    assert version.resize_mode == "center_crop"
+    assert (version.resize_mode, version.notes) == ("stretch", "")
 
 
 def test_validate_button_queues_a_validation(browser, django_capture_on_commit_callbacks):

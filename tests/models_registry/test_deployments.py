@@ -206,14 +206,20 @@ def test_a_deployed_version_must_keep_a_label_that_passes(station):
 
 
 @pytest.mark.django_db
-def test_preprocessing_and_notes_of_a_version_can_change(station):
+def test_notes_change_any_time_preprocessing_only_while_the_version_serves_nowhere(station):
     version = factories.version_row(model_name="bottle")
-    factories.deployment(station_obj=station, version=version)
+    deployment = factories.deployment(station_obj=station, version=version)
 
-    services.version_update(version=version, resize_mode="letterbox", notes="retrained soon")
-
+    services.version_change(version=version, notes="retrained soon")
+    with pytest.raises(services.VersionServing, match="serves"):
+        services.version_change(version=version, resize_mode="letterbox", notes="changed")
     version.refresh_from_db()
-    assert (version.resize_mode, version.notes) == ("letterbox", "retrained soon")
+    assert (version.resize_mode, version.notes) == ("stretch", "retrained soon")
+
+    services.deployment_deactivate(deployment=deployment)
+    services.version_change(version=version, resize_mode="letterbox")
+    version.refresh_from_db()
+    assert version.resize_mode == "letterbox"
 
 
 @pytest.mark.django_db

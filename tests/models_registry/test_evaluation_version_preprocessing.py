@@ -58,20 +58,22 @@ def test_the_admin_upload_form_offers_the_decoding():
     assert unchecked.preprocessing()["jpeg_draft"] is False
 
 
-def test_decoding_changes_only_while_the_version_serves_nowhere():
+def test_preprocessing_changes_only_while_the_version_serves_nowhere():
     version = ready_version(model_name="bottle")
     version_update(version=version, resize_interpolation="area", jpeg_draft=True)
     version.refresh_from_db()
     assert (version.resize_interpolation, version.jpeg_draft) == ("area", True)
 
     factories.deployment(station_obj=factories.station(code="ST1"), version=version)
-    with pytest.raises(ValidationError, match="serves ST1"):
-        version_update(version=version, jpeg_draft=False)
+    for change in ({"jpeg_draft": False}, {"value_scale": "-1_1"}, {"resize_mode": "letterbox"}):
+        with pytest.raises(ValidationError, match="serves ST1"):
+            version_update(version=version, **change)
     version.refresh_from_db()
-    assert version.jpeg_draft is True
-    version_update(version=version, value_scale="-1_1")  # other preprocessing: as before
-    version.refresh_from_db()
-    assert version.value_scale == "-1_1"
+    assert (version.jpeg_draft, version.value_scale, version.resize_mode) == (
+        True,
+        "0_1",
+        "stretch",
+    )
 
 
 def test_the_device_manifest_carries_the_decoding(api_client):

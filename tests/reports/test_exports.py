@@ -95,7 +95,7 @@ def test_large_export_runs_in_the_background_and_only_its_requester_downloads_it
     assert response.status_code == 302
     assert response["Location"] == f"/reports/exports/{job.pk}/"
     assert (job.kind, job.queue, job.state) == ("report_export", "exports", "queued")
-    assert (job.requested_by, job.payload) == (viewer, {"filters": RANGE})
+    assert (job.requested_by, job.payload) == (viewer, {"filters": RANGE, "format": "xlsx"})
     page = client.get(response["Location"]).content.decode()
     assert "Queued" in page
     assert f'data-job-url="/api/v1/jobs/{job.pk}/"' in page and "export_job.js" in page

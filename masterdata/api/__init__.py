@@ -1,0 +1,1 @@
+"""Master data over the API: plants, shifts, lines, stations, products, defect types."""
