@@ -9,7 +9,7 @@ dataset (inspection.to_dataset, a job).
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -19,7 +19,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from common.admin_forms import ServiceAdminMixin, add_service_errors
-from inspection.models import Inspection, Verification
+from common.jobs import job_enqueue
+from inspection.models import Inspection, PlantStorage, RetentionDay, RetentionPolicy, Verification
+from inspection.retention import RETENTION, retention_apply, retention_policy_check
 from inspection.to_dataset import FrameFilter, dataset_from_inspections_start
 from masterdata.models import Line, Product, Station
 
@@ -146,3 +148,78 @@ class VerificationAdmin(ReadOnlyAdmin):
     list_select_related = ["inspection__station", "inspector", "defect_type"]
     search_fields = ["=inspection__id", "comment", "inspector__username"]
     date_hierarchy = "created_at"
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """One policy per plant (a plant without one gets the defaults shown on "add")."""
+
+    list_display = [
+        "plant",
+        "enabled",
+        "kept_images_days",
+        "pass_images_days",
+        "pass_sample_percent",
+        "rows_days",
+        "updated_at",
+    ]
+    list_select_related = ["plant"]
+    actions = ["dry_run", "apply_now"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class CheckedForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                retention_policy_check(
+                    kept_images_days=cleaned.get("kept_images_days"),
+                    pass_images_days=cleaned.get("pass_images_days"),
+                    rows_days=cleaned.get("rows_days"),
+                )
+                return cleaned
+
+        return CheckedForm
+
+    @admin.action(description="Dry run: what retention would remove now")
+    def dry_run(self, request, queryset):
+        plants = [policy.plant for policy in queryset]
+        report = retention_apply(dry_run=True, plants=plants)
+        for plant in report.plants:
+            self.message_user(
+                request,
+                f"{plant.plant}: would remove {plant.passes_images} pass image(s), "
+                f"{plant.kept_images} other image(s) and {plant.rows} row(s) "
+                f"(~{plant.bytes_freed / 1e6:.1f} MB)."
+                + (f" Skipped: {plant.skipped}." if plant.skipped else ""),
+                messages.INFO,
+            )
+
+    @admin.action(description="Apply retention now (as a background job)")
+    def apply_now(self, request, queryset):
+        plants = [policy.plant.code for policy in queryset]
+        job = job_enqueue(kind=RETENTION, requested_by=request.user, payload={"plants": plants})
+        self.message_user(request, f"Retention job {job.pk} queued for {', '.join(plants)}.")
+
+
+@admin.register(RetentionDay)
+class RetentionDayAdmin(ReadOnlyAdmin):
+    list_display = [
+        "day",
+        "plant",
+        "images_deleted",
+        "bytes_freed",
+        "rows_deleted",
+        "file_errors",
+        "runs",
+        "last_run_at",
+    ]
+    list_filter = ["plant"]
+    list_select_related = ["plant"]
+    date_hierarchy = "day"
+
+
+@admin.register(PlantStorage)
+class PlantStorageAdmin(ReadOnlyAdmin):
+    list_display = ["plant", "image_bytes", "image_files", "unknown_size_files", "measured_at"]
+    list_select_related = ["plant"]

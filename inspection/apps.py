@@ -6,7 +6,7 @@ class InspectionConfig(AppConfig):
 
     def ready(self) -> None:
         # Connecting a receiver and declaring a job kind only; nothing is loaded here.
-        from inspection import events, orphans, to_dataset
+        from inspection import champion, events, orphans, retention, retrain, to_dataset
         from models_registry.signals import deployment_changed
 
         def broadcast(sender, *, station, deployment, **kwargs) -> None:
@@ -17,3 +17,6 @@ class InspectionConfig(AppConfig):
         )
         to_dataset.register()
         orphans.register()
+        retention.register()
+        champion.register()
+        retrain.register()

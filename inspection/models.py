@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from inspection.choices import Decision, ReviewReason, ReviewStatus, Source, Verdict
-from masterdata.models import DefectType, Line, Product, Shift, Station
+from masterdata.models import DefectType, Line, Plant, Product, Shift, Station
 from models_registry.models import Deployment, ModelVersion
 
 
@@ -65,6 +65,12 @@ class Inspection(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
 
     image = models.FileField(max_length=300)
+    image_bytes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Size of the stored image; empty for frames stored before."
+    )
+    image_deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention removed the image (the row is kept)."
+    )
     image_sha256 = models.CharField(max_length=64)
     image_content_type = models.CharField(max_length=50)
     image_width = models.PositiveIntegerField()
@@ -147,3 +153,98 @@ class Verification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_decision_display()} on #{self.inspection_id} by {self.inspector}"
+
+
+class RetentionPolicy(models.Model):
+    """How long a plant keeps frames' images and rows; blank days mean forever.
+
+    "Kept" images are those of fails, reviews, inspector-verified frames and
+    frames in a dataset, and the sampled share of passes. A frame in a dataset
+    snapshot or waiting for review is never deleted, whatever the policy. A
+    plant without a policy gets these fields' defaults (README, "Retention").
+    """
+
+    plant = models.OneToOneField(Plant, on_delete=models.CASCADE, related_name="retention_policy")
+    enabled = models.BooleanField(default=True, help_text="Off: the job leaves this plant alone.")
+    kept_images_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=365,
+        help_text="Images of fails, reviews, verified frames, dataset frames and sampled "
+        "passes: days kept (blank: forever).",
+    )
+    pass_images_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=30,
+        help_text="Images of passes: days kept (blank: forever).",
+    )
+    pass_sample_percent = models.FloatField(
+        default=1.0,
+        help_text="Share of passes (percent, 0-100) whose image is kept beyond that, like "
+        "the kept images; chosen by frame id, so every run keeps the same ones.",
+    )
+    rows_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=730,
+        help_text="Rows (and their verifications): days kept (blank: forever).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(pass_sample_percent__gte=0) & Q(pass_sample_percent__lte=100),
+                name="retention_sample_percent_0_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Retention of {self.plant.code}"
+
+
+class RetentionDay(models.Model):
+    """What retention deleted for a plant on one (UTC) day, added up over that day's runs."""
+
+    plant = models.ForeignKey(Plant, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    images_deleted = models.PositiveBigIntegerField(default=0)
+    bytes_freed = models.PositiveBigIntegerField(
+        default=0, help_text="Known sizes only (frames stored before sizes were kept count 0)."
+    )
+    rows_deleted = models.PositiveBigIntegerField(default=0)
+    file_errors = models.PositiveBigIntegerField(
+        default=0, help_text="Files the storage refused to delete (the orphans sweep retries)."
+    )
+    runs = models.PositiveIntegerField(default=0)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-day", "plant"]
+        constraints = [
+            models.UniqueConstraint(fields=["plant", "day"], name="retention_day_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plant_id} {self.day}"
+
+
+class PlantStorage(models.Model):
+    """The last measure of a plant's stored images (refreshed by the retention job).
+
+    Summing sizes over a year of frames takes seconds, so pages read this row.
+    """
+
+    plant = models.OneToOneField(Plant, on_delete=models.CASCADE, related_name="+")
+    measured_at = models.DateTimeField()
+    image_bytes = models.PositiveBigIntegerField(help_text="Known sizes, plus an estimate.")
+    image_files = models.PositiveBigIntegerField()
+    unknown_size_files = models.PositiveBigIntegerField(
+        default=0, help_text="Images stored before sizes were kept (estimated at the mean)."
+    )
+    daily = models.JSONField(default=list, help_text="[[local date, bytes added], ...] 30 days")
+
+    def __str__(self) -> str:
+        return f"Storage of {self.plant_id}"

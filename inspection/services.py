@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -100,12 +101,12 @@ def inspection_create(
     serving = _serving_or_refuse(station, product)
     frame = _decoded(image)
     if edge is None:
-        call = _server_call(serving, frame)
+        call = _server_call(serving, frame, station)
     else:
         _check_pixels(image)  # the server path decodes every pixel; so must this one
-        call = _edge_call(edge, serving, frame)
+        call = _edge_call(edge, serving, frame, station)
     local = plant_time(station.line.plant, captured_at, facts.shifts)
-    name = default_storage.save(_frame_path(station, local, frame), ContentFile(image))
+    name = _stored(_frame_path(station, local, frame), image)
     inspection = _inspection_row(
         station=station,
         product=product,
@@ -147,6 +148,41 @@ def _insert(inspection: Inspection, name: str) -> None:
         if inspection.idempotency_key:
             _answer_replay(inspection.station, inspection.idempotency_key, inspection.image_sha256)
         raise
+
+
+class StorageRefused(FrameRefused):
+    """The storage would not take the frame's bytes (full, read-only, bucket gone): 503."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status=503)
+
+
+def _stored(path: str, image: bytes) -> str:
+    """Save the frame's bytes; a storage that refuses them refuses the frame, nothing left.
+
+    A local volume raises OSError (ENOSPC, EROFS, EACCES), S3 botocore's errors; a
+    partly written file is deleted, and no row is written without its bytes.
+    """
+    try:
+        return default_storage.save(path, ContentFile(image))
+    except Exception as exc:
+        if not _storage_error(exc):
+            raise
+        with suppress(Exception):  # the storage is failing already; the refusal says so
+            default_storage.delete(path)  # a local file cut short by a full volume
+        detail = getattr(exc, "strerror", None) or str(exc)
+        raise StorageRefused(
+            f"Storage full / unavailable: {detail}. The frame was not stored; retry later "
+            "with the same idempotency key (an administrator should free or add space)."
+        ) from exc
+
+
+def _storage_error(exc: Exception) -> bool:
+    """Whether ``exc`` is the storage refusing a write (not a bug in the caller)."""
+    if isinstance(exc, OSError):
+        return True
+    module = type(exc).__module__
+    return module.startswith(("botocore.", "boto3.", "s3transfer."))
 
 
 def _answer_replay(station: Station, key: str, sha256: str) -> None:
@@ -246,17 +282,33 @@ def _check_pixels(image: bytes) -> None:
         raise ValidationError({"image": f"The image is damaged: {exc}."}) from None
 
 
-def _server_call(serving: Serving, frame: Frame) -> _Call:
+def _low_margin_room(station: Station, cap: int):
+    """Whether the station's daily cap of low-margin reviews has room (its plant's day);
+    asked only for a pass the model was unsure of."""
+
+    def room() -> bool:
+        today = timezone.now().astimezone(station.line.plant.tzinfo).date()
+        sent = Inspection.objects.filter(
+            station=station, local_date=today, review_reason=ReviewReason.LOW_MARGIN
+        )
+        return sent.count() < cap
+
+    return room
+
+
+def _server_call(serving: Serving, frame: Frame, station: Station) -> _Call:
     scores = _classify(serving.version, frame).scores
-    judgement = judge(scores, serving.rules, sample=random.random())  # noqa: S311
+    room = _low_margin_room(station, serving.rules.low_margin_daily_cap)
+    judgement = judge(scores, serving.rules, sample=random.random(), low_margin_room=room)  # noqa: S311
     return _Call(judgement=judgement, source=Source.SERVER)
 
 
-def _edge_call(edge: EdgeResult, serving: Serving, frame: Frame) -> _Call:
+def _edge_call(edge: EdgeResult, serving: Serving, frame: Frame, station: Station) -> _Call:
     """The device's own result, re-checked on the server for a share of frames."""
     rules = serving.rules
     scores = _edge_scores(edge, rules, serving.version)
-    judgement = judge(scores, rules, sample=random.random())  # noqa: S311
+    room = _low_margin_room(station, rules.low_margin_daily_cap)
+    judgement = judge(scores, rules, sample=random.random(), low_margin_room=room)  # noqa: S311
     if random.random() < rules.edge_recheck_rate:  # noqa: S311
         return _recheck(serving.version, frame, rules, judgement)
     return _Call(judgement=judgement, source=Source.EDGE)
@@ -355,6 +407,7 @@ def _inspection_row(
         final_defect_type=defect_type,
         final_is_defect=judgement.defect_type_id is not None,
         image=name,
+        image_bytes=len(image),
         image_sha256=hashlib.sha256(image).hexdigest(),
         image_content_type=frame.content_type,
         image_width=frame.width,

@@ -182,7 +182,12 @@ def _incoming(job: Job, frames: FrameFilter, labels: _Labels, missing: list) -> 
         name = f"inspection-{inspection.pk}{PurePosixPath(inspection.image.name).suffix}"
         data = _frame_bytes(inspection)
         if data is None:
-            missing.append({"file": name, "label": "", "reason": "the frame's file is missing"})
+            reason = (
+                "the frame's image was removed by retention"
+                if inspection.image_deleted_at
+                else "the frame's file is missing"
+            )
+            missing.append({"file": name, "label": "", "reason": reason})
             continue
         yield IncomingImage(
             data=data,

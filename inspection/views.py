@@ -15,6 +15,7 @@ from django.shortcuts import render
 from inspection import events, selectors
 from inspection.choices import ReviewReason
 from inspection.shift_counter import inspector_shift
+from inspection.storage_usage import plant_storage_status, storage_warning
 from inspection.trends import defect_sparklines, line_yield, yield_json
 from masterdata.models import Plant
 
@@ -65,7 +66,13 @@ def _lines_json(statuses: list[selectors.LineStatus]) -> list[dict]:
 def overview(request: HttpRequest) -> HttpResponse:
     statuses = selectors.line_status(lines=selectors.overview_lines())
     statuses = [replace(status, shift_yield=line_yield(status.line)) for status in statuses]
-    return render(request, "inspection/overview.html", {"lines": statuses})
+    plants = {status.line.plant_id: status.line.plant for status in statuses}
+    storage = [plant_storage_status(plant) for plant in plants.values()]
+    return render(
+        request,
+        "inspection/overview.html",
+        {"lines": statuses, "storage": storage, "storage_warning": storage_warning()},
+    )
 
 
 @login_required
@@ -93,6 +100,7 @@ def line_view(request: HttpRequest, code: str) -> HttpResponse:
         {
             "line": line,
             "status": status,
+            "storage_warning": storage_warning(),
             "initial": {
                 "line": line.code,
                 "stations": _stations_json(status),

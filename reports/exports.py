@@ -27,6 +27,8 @@ from reports import figures, selectors
 from reports.filters import ReportFilters
 from reports.xlsx_rows import DATE, DATETIME, FastRows, WriteOnlyWorksheet
 
+# The files an export can be: the workbook of every report table, or the CSV of its inspections.
+EXPORT_FORMATS = ("xlsx", "csv")
 # Excel holds 1,048,576 rows a sheet; longer row sheets continue on "<title> 2", ...
 MAX_SHEET_ROWS = 1_048_575
 PROGRESS_EVERY_ROWS = 1000
@@ -335,13 +337,22 @@ def _csv_text(value: str | None) -> str:
     return value or ""
 
 
+def csv_row_count(filters: ReportFilters) -> int:
+    """Rows the CSV would hold: one per selected inspection."""
+    return selectors.inspections(filters).count()
+
+
 def csv_chunks(filters: ReportFilters, *, lines_per_chunk: int = 500) -> Iterator[bytes]:
     """The CSV of every selected inspection, UTF-8, in chunks of ``lines_per_chunk`` lines."""
+    return _csv_encoded(raw_inspection_rows(filters), lines_per_chunk)
+
+
+def _csv_encoded(rows: Iterable[list], lines_per_chunk: int = 500) -> Iterator[bytes]:
     writer = csv.writer(_Line())
     yield writer.writerow([column.key for column in RAW_COLUMNS]).encode()
     buffer: list[str] = []
     serial_index = len(RAW_COLUMNS) - 2
-    for row in raw_inspection_rows(filters):
+    for row in rows:
         values = [_csv_value(value) for value in row[:serial_index]]
         values.append(_csv_text(row[serial_index]))
         values.append(_csv_text(row[serial_index + 1]))
@@ -351,6 +362,26 @@ def csv_chunks(filters: ReportFilters, *, lines_per_chunk: int = 500) -> Iterato
             buffer = []
     if buffer:
         yield "".join(buffer).encode()
+
+
+def write_csv(
+    filters: ReportFilters, target: IO[bytes], *, on_rows: Callable[[int], None] | None = None
+) -> int:
+    """Write the CSV to a binary file, chunk by chunk; returns the rows written.
+
+    ``on_rows(done)`` is called every ``PROGRESS_EVERY_ROWS`` rows (a background job's progress).
+    """
+    written = 0
+
+    def rows() -> Iterator[list]:
+        nonlocal written
+        for row in raw_inspection_rows(filters):
+            written += 1
+            yield row
+
+    for chunk in _csv_encoded(_counted(rows(), 0, on_rows)):
+        target.write(chunk)
+    return written
 
 
 # --- Workbook --------------------------------------------------------------------

@@ -20,8 +20,18 @@ DEFECTIVE = Q(final_is_defect=True)
 CONFIRMED_DEFECT = VERIFIED & DEFECTIVE
 # Passed by the model, not sent to review for any reason but the escape
 # sample, and not found defective by an inspector afterwards.
+# A pass sent to review only to measure escapes (the audit sample) or to learn from
+# (the model was unsure between two labels) still went on down the line first time.
 FIRST_PASS_GOOD = (
-    PASSED & Q(review_reason__in=[ReviewReason.NONE, ReviewReason.SAMPLED_PASS]) & ~DEFECTIVE
+    PASSED
+    & Q(
+        review_reason__in=[
+            ReviewReason.NONE,
+            ReviewReason.SAMPLED_PASS,
+            ReviewReason.LOW_MARGIN,
+        ]
+    )
+    & ~DEFECTIVE
 )
 MODEL_CALLED_DEFECT = Q(defect_type__isnull=False)
 # The model's defect type equals the inspector's final one ("no defect" included).
@@ -33,18 +43,25 @@ SAMPLED_PASS_REVIEWED = VERIFIED & Q(review_reason=ReviewReason.SAMPLED_PASS)
 ESCAPE = SAMPLED_PASS_REVIEWED & DEFECTIVE
 
 
+# The counts behind every volume and quality table: key -> condition (None: every row).
+VOLUME_CONDITIONS: dict[str, Q | None] = {
+    "frames": None,
+    "passed": PASSED,
+    "failed": FAILED,
+    "to_review": TO_REVIEW,
+    "pending": PENDING,
+    "verified": VERIFIED,
+    "defective": DEFECTIVE,
+    "confirmed_defects": CONFIRMED_DEFECT,
+    "first_pass_good": FIRST_PASS_GOOD,
+}
+
+
 def volume_counts() -> dict:
-    """The counts behind every volume and quality table, as annotations."""
+    """The counts behind every volume and quality table, as annotations on raw inspections."""
     return {
-        "frames": Count("id"),
-        "passed": Count("id", filter=PASSED),
-        "failed": Count("id", filter=FAILED),
-        "to_review": Count("id", filter=TO_REVIEW),
-        "pending": Count("id", filter=PENDING),
-        "verified": Count("id", filter=VERIFIED),
-        "defective": Count("id", filter=DEFECTIVE),
-        "confirmed_defects": Count("id", filter=CONFIRMED_DEFECT),
-        "first_pass_good": Count("id", filter=FIRST_PASS_GOOD),
+        key: Count("id", filter=condition) if condition is not None else Count("id")
+        for key, condition in VOLUME_CONDITIONS.items()
     }
 
 

@@ -46,6 +46,7 @@ def report_context(filters: ReportFilters) -> dict:
     return {
         "filters": filters,
         "query": urlencode(filters.as_params()),
+        "rollups": rollup_note(filters),
         "totals": selectors.totals(filters),
         "tables": [
             {
@@ -70,6 +71,17 @@ def report_context(filters: ReportFilters) -> dict:
         "inspector_columns": exports.INSPECTOR_COLUMNS,
         "definitions": figures.DEFINITIONS,
         "chart_data": chart_data(filters, daily, pareto, agreement),
+    }
+
+
+def rollup_note(filters: ReportFilters) -> dict:
+    """How current the rollups behind the figures are, for the line above the totals."""
+    status = selectors.rollup_status(filters)
+    mark = status["rolled_up_to"]
+    return {
+        **status,
+        "up_to": mark.astimezone(filters.time_zone).strftime("%Y-%m-%d %H:%M") if mark else None,
+        "lag_minutes": round(status["lag_seconds"] / 60) if mark else None,
     }
 
 

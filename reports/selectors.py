@@ -1,5 +1,11 @@
-"""Report tables: every count is made by the database, one aggregate query per table.
+"""Report tables: every count is made by the database, one aggregate query per table and source.
 
+Inspection figures are summed from the rollups (``reports.models.VolumeRollup``,
+``DefectRollup``, ``CallRollup``) plus, for the station-days touched since the
+rollups' watermark, counted from the raw inspections
+(:func:`reports.rollups.report_sources` decides which): the two parts are added
+per group in :func:`_counts`. The inspectors table and
+the row exports still read the raw rows (see :func:`inspectors`).
 (Volume tables then read the names of their few groups from master data.)
 Each function takes validated :class:`~reports.filters.ReportFilters` and
 returns plain rows (dicts of dates, strings and numbers) that the page, the
@@ -19,26 +25,25 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
-    IntegerField,
     Max,
     Min,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
-    Value,
+    Sum,
     When,
 )
 from django.db.models.functions import TruncHour
 
 from common.models import Job, JobState
-from inspection.choices import Decision, ReviewStatus
+from inspection.choices import Decision
 from inspection.models import Inspection, Verification
 from masterdata.choices import SEVERITY_RANK
 from masterdata.models import Line, Product, Shift, Station
 from models_registry.evaluation.models import Evaluation
 from models_registry.models import version_label
-from reports import figures
+from reports import figures, rollups
 from reports.filters import ReportFilters
 from reports.kinds import REPORT_EXPORT
 
@@ -86,9 +91,11 @@ def date_index_pays(filters: ReportFilters) -> bool:
     """Whether the filters' date range is narrow enough for the capture-date index to pay.
 
     On SQLite one aggregate query, remembered while the filters object lives (equal
-    filters share the answer).
+    filters share the answer). Only the raw rows need it: it first settles where the
+    figures come from (:func:`reports.rollups.report_sources`, one query, once per
+    filters object), and with rollups the range read raw is a few station-days.
     """
-    if connection.vendor != "sqlite":
+    if connection.vendor != "sqlite" or not rollups.report_sources(filters).raw_only:
         return True
     answer = _date_index_answers.get(filters)
     if answer is None:
@@ -105,12 +112,88 @@ def _narrow_enough(date_from: dt.date, date_to: dt.date) -> bool:
     return covered < SCAN_SHARE * table_days
 
 
+# --- Counting from rollups and raw rows ------------------------------------------
+
+
+Measure = tuple[str, Q | None]  # (count column of the rollup table, condition on its key)
+
+
+def _aggregates(table: rollups.RollupTable, measures: dict[str, Measure], rolled_up: bool):
+    """Each measure as an aggregate: a sum of the rollup's count column under the key
+    condition, or the raw rows counted under the column's condition and the key's."""
+    aggregates = {}
+    for name, (column, key_condition) in measures.items():
+        if rolled_up:
+            aggregate = Sum(column, filter=key_condition) if key_condition else Sum(column)
+        else:
+            condition = table.columns[column]
+            if key_condition is not None:
+                condition = key_condition if condition is None else condition & key_condition
+            aggregate = Count("id", filter=condition) if condition is not None else Count("id")
+        # Annotations may not share a field's name (the rollups' "frames").
+        aggregates[f"n_{name}"] = aggregate
+    return aggregates
+
+
+def _counts(
+    filters: ReportFilters,
+    table: rollups.RollupTable,
+    group: tuple[str, ...],
+    measures: dict[str, Measure],
+    *,
+    where: Q | None = None,
+) -> list[dict]:
+    """Inspections of the selection counted per ``group``, for each measure.
+
+    One aggregate query over ``table`` and one over the raw rows of the
+    station-days it does not hold yet (the same rows it would hold:
+    ``table.where``); the counts of a group are added. ``where`` is a condition
+    on the table's key. Rows are unordered; with no ``group``, one row of totals.
+    """
+    sources = rollups.report_sources(filters)
+    date_index = date_index_pays(filters)
+    where = where if where is not None else Q()
+    raw = Inspection.objects.filter(filters.inspection_q(date_index=date_index)).filter(where)
+    if table.where is not None:
+        raw = raw.filter(table.where)
+    rolled, raw = rollups.split(
+        sources, table.model.objects.filter(filters.inspection_q()).filter(where), raw
+    )
+    merged: dict[tuple, dict] = {}
+    for queryset, rolled_up in ((rolled, True), (raw, False)):
+        if queryset is None:
+            continue
+        aggregates = _aggregates(table, measures, rolled_up)
+        if group:
+            rows = queryset.values(*group).annotate(**aggregates).order_by()
+        else:
+            rows = [queryset.aggregate(**aggregates)]
+        for row in rows:
+            key = tuple(row[name] for name in group)
+            found = merged.setdefault(
+                key, {**dict(zip(group, key, strict=True)), **dict.fromkeys(measures, 0)}
+            )
+            for name in measures:
+                found[name] += row[f"n_{name}"] or 0
+    if not group and not merged:
+        merged[()] = dict.fromkeys(measures, 0)
+    return list(merged.values())
+
+
+VOLUME_MEASURES: dict[str, Measure] = {key: (key, None) for key in figures.VOLUME_CONDITIONS}
+
+
+def rollup_status(filters: ReportFilters) -> dict:
+    """How current the rollups behind the figures are (shown on the page and in the API)."""
+    return rollups.report_sources(filters).status()
+
+
 # --- Volume and quality -----------------------------------------------------
 
 
 def totals(filters: ReportFilters) -> dict:
     """Frames, verdicts, reviews, defects and yields over the whole selection."""
-    return figures.with_volume_rates(inspections(filters).aggregate(**figures.volume_counts()))
+    return figures.with_volume_rates(_counts(filters, rollups.VOLUME, (), VOLUME_MEASURES)[0])
 
 
 # Volume tables group by the inspection's own columns (no join per frame);
@@ -168,12 +251,12 @@ def _volume_sort_key(by: str, row: dict) -> tuple:
 def volume(filters: ReportFilters, *, by: str) -> list[dict]:
     """The volume and quality figures per day, shift, line, station or product.
 
-    One aggregate query over the inspections, plus the names of the groups.
-    Days are listed for the whole range, with zeros where nothing was
-    captured; the other tables list the groups that have frames.
+    One aggregate query over the rollups (and the raw tail), plus the names of
+    the groups. Days are listed for the whole range, with zeros where nothing
+    was captured; the other tables list the groups that have frames.
     """
     group = DIMENSIONS[by]
-    rows = list(inspections(filters).values(*group).annotate(**figures.volume_counts()).order_by())
+    rows = _counts(filters, rollups.VOLUME, group, VOLUME_MEASURES)
     names = _group_names(by, {row[group[-1]] for row in rows})
     table = []
     for row in rows:
@@ -201,27 +284,20 @@ def volume(filters: ReportFilters, *, by: str) -> list[dict]:
 # --- Defect Pareto ------------------------------------------------------------
 
 
-def _severity_rank(field: str) -> Case:
-    return Case(
-        *(When(**{field: severity}, then=Value(rank)) for severity, rank in SEVERITY_RANK.items()),
-        default=Value(len(SEVERITY_RANK)),
-        output_field=IntegerField(),
-    )
+def _pareto_order(row: dict) -> tuple:
+    rank = SEVERITY_RANK.get(row["final_defect_type__severity"], len(SEVERITY_RANK))
+    return (-row["confirmed"], rank, row["final_defect_type__code"] or LAST)
 
 
 def pareto(filters: ReportFilters) -> list[dict]:
     """Confirmed defects by the inspector's final type, most frequent (then most severe) first."""
-    rows = list(
-        inspections(filters)
-        .filter(figures.DEFECTIVE, review_status__in=[ReviewStatus.VERIFIED, ReviewStatus.PENDING])
-        .values("final_defect_type__code", "final_defect_type__name", "final_defect_type__severity")
-        .annotate(
-            confirmed=Count("id", filter=figures.VERIFIED),
-            awaiting_review=Count("id", filter=figures.PENDING),
-            severity_rank=_severity_rank("final_defect_type__severity"),
-        )
-        .order_by("-confirmed", "severity_rank", "final_defect_type__code")
+    rows = _counts(
+        filters,
+        rollups.DEFECTS,
+        ("final_defect_type__code", "final_defect_type__name", "final_defect_type__severity"),
+        {"confirmed": ("confirmed", None), "awaiting_review": ("awaiting_review", None)},
     )
+    rows.sort(key=_pareto_order)
     total = sum(row["confirmed"] for row in rows)
     table, cumulative = [], 0
     for row in rows:
@@ -249,6 +325,22 @@ def _version_label(row: dict) -> str:
 
 VERSION_FIELDS = ("model_version", "model_version__model__name", "model_version__number")
 VERSION_ORDER = ("model_version__model__name", "model_version__number")
+# The figures of figures.py as counts of the call rollup: VERIFIED and
+# SAMPLED_PASS_REVIEWED are its columns, the rest conditions on its key.
+VERSION_MEASURES: dict[str, Measure] = {
+    "frames": ("frames", None),
+    "verified": ("verified", None),
+    "agreed": ("verified", figures.AGREES),
+    "defect_calls_verified": ("verified", figures.MODEL_CALLED_DEFECT),
+    "false_calls": ("verified", figures.MODEL_CALLED_DEFECT & ~figures.DEFECTIVE),
+    "sampled_passes_verified": ("sampled_verified", None),
+    "escapes": ("sampled_verified", figures.DEFECTIVE),
+}
+
+
+def _verified_only(rows: list[dict], count: str) -> list[dict]:
+    """The groups holding verified frames (as the raw query filtering on VERIFIED lists)."""
+    return [row for row in rows if row[count]]
 
 
 def model_versions(filters: ReportFilters) -> list[dict]:
@@ -258,28 +350,18 @@ def model_versions(filters: ReportFilters) -> list[dict]:
     (version, model's type, inspector's type), from which the matrix and the
     per-type precision and recall are read.
     """
-    summary = (
-        inspections(filters)
-        .values(*VERSION_FIELDS)
-        .annotate(
-            frames=Count("id"),
-            verified=Count("id", filter=figures.VERIFIED),
-            agreed=Count("id", filter=figures.VERIFIED & figures.AGREES),
-            defect_calls_verified=Count(
-                "id", filter=figures.VERIFIED & figures.MODEL_CALLED_DEFECT
-            ),
-            false_calls=Count("id", filter=figures.FALSE_CALL),
-            sampled_passes_verified=Count("id", filter=figures.SAMPLED_PASS_REVIEWED),
-            escapes=Count("id", filter=figures.ESCAPE),
-        )
-        .order_by(*VERSION_ORDER)
+    summary = sorted(
+        _counts(filters, rollups.CALLS, VERSION_FIELDS, VERSION_MEASURES),
+        key=lambda row: tuple(row[field] for field in VERSION_ORDER),
     )
-    cells = (
-        inspections(filters)
-        .filter(figures.VERIFIED)
-        .values("model_version", "defect_type__code", "final_defect_type__code")
-        .annotate(frames=Count("id"))
-        .order_by()
+    cells = _verified_only(
+        _counts(
+            filters,
+            rollups.CALLS,
+            ("model_version", "defect_type__code", "final_defect_type__code"),
+            {"frames": ("verified", None)},
+        ),
+        "frames",
     )
     by_version: dict[int, dict[tuple, int]] = {}
     for cell in cells:
@@ -337,12 +419,17 @@ def _confusion(cells: dict[tuple[str | None, str | None], int]) -> dict:
 
 def agreement_by_day(filters: ReportFilters) -> list[dict]:
     """Agreement of each model version with the inspectors per capture day, to see drift."""
-    rows = (
-        inspections(filters)
-        .filter(figures.VERIFIED)
-        .values(*VERSION_FIELDS, "local_date")
-        .annotate(verified=Count("id"), agreed=Count("id", filter=figures.AGREES))
-        .order_by(*VERSION_ORDER, "local_date")
+    rows = sorted(
+        _verified_only(
+            _counts(
+                filters,
+                rollups.CALLS,
+                (*VERSION_FIELDS, "local_date"),
+                {"verified": ("verified", None), "agreed": ("verified", figures.AGREES)},
+            ),
+            "verified",
+        ),
+        key=lambda row: (*(row[field] for field in VERSION_ORDER), row["local_date"]),
     )
     return [
         {
@@ -436,7 +523,13 @@ def lab_against_line(versions: list[dict]) -> list[dict]:
 
 
 def inspectors(filters: ReportFilters) -> list[dict]:
-    """Per inspector: decisions, pace, time from frame to decision, corrections."""
+    """Per inspector: decisions, pace, time from frame to decision, corrections.
+
+    From the raw decisions, not the rollups: whether a decision was undone
+    depends on the next decision on its frame, and active hours are distinct
+    clock hours, neither of which adds up across buckets. Decisions are a
+    small share of the frames (the doubtful ones and a sample).
+    """
     frame_to_decision = ExpressionWrapper(
         F("created_at") - F("inspection__captured_at"), output_field=DurationField()
     )

@@ -153,6 +153,12 @@ class InspectionSerializer(serializers.ModelSerializer):
     top_k = TopKEntrySerializer(many=True)
     model_version = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
+    image_removed_at = serializers.DateTimeField(
+        source="image_deleted_at",
+        allow_null=True,
+        help_text="When the plant's retention policy removed the image (the row is kept); "
+        "image_url then answers 410.",
+    )
 
     class Meta:
         model = Inspection
@@ -177,6 +183,7 @@ class InspectionSerializer(serializers.ModelSerializer):
             "serial",
             "lot",
             "image_url",
+            "image_removed_at",
             "captured_at",
             "received_at",
         ]
@@ -207,6 +214,9 @@ def inspection_representation(inspection: Inspection, request: Request | None = 
     return {
         **events.inspection_payload(inspection),
         "image_url": image_url(inspection, request),
+        "image_removed_at": (
+            _iso(inspection.image_deleted_at) if inspection.image_deleted_at else None
+        ),
         "captured_at": _iso(inspection.captured_at),
         "received_at": _iso(inspection.received_at),
     }

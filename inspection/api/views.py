@@ -16,7 +16,12 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, PayloadTooLarge
+from common.api import (
+    DATABASE_UNAVAILABLE,
+    RETRY_AFTER_SECONDS,
+    PayloadTooLarge,
+    StrictPageSize,
+)
 from inspection.api.filters import InspectionFilter
 from inspection.api.overload import (
     ServerBusy,
@@ -25,6 +30,7 @@ from inspection.api.overload import (
     log_overload,
 )
 from inspection.api.permissions import CanPostFrames, CanReadInspections, station_of
+from inspection.api.retention import image_removed_response
 from inspection.api.serializers import (
     IDEMPOTENCY_KEY_HELP,
     IDEMPOTENCY_KEY_PATTERN,
@@ -34,7 +40,12 @@ from inspection.api.serializers import (
 )
 from inspection.runtime import RuntimeLoadError
 from inspection.selectors import inspection_queryset
-from inspection.services import FrameAlreadyStored, FrameRefused, inspection_create
+from inspection.services import (
+    FrameAlreadyStored,
+    FrameRefused,
+    StorageRefused,
+    inspection_create,
+)
 from masterdata.models import Station
 
 logger = logging.getLogger(__name__)
@@ -53,7 +64,7 @@ READ_ERRORS = {
 NOT_FOUND = {404: OpenApiResponse(description="No such inspection.")}
 
 
-class InspectionCursor(CursorPagination):
+class InspectionCursor(StrictPageSize, CursorPagination):
     ordering = "-id"
     page_size = 50
     page_size_query_param = "page_size"
@@ -147,7 +158,8 @@ class InspectionListCreateView(generics.ListCreateAPIView):
             ),
             503: OpenApiResponse(
                 description="The server cannot take the frame now: as many frames in flight "
-                "as it may judge, the database restarting, or the model not loaded yet. "
+                "as it may judge, the database restarting, the model not loaded yet, or the "
+                "storage full / unavailable. "
                 "Nothing stored; retry after `Retry-After` seconds with the same idempotency key."
             ),
         },
@@ -185,7 +197,7 @@ class InspectionListCreateView(generics.ListCreateAPIView):
             body = inspection_representation(stored.inspection, request)
             return Response(body, status=status.HTTP_200_OK)
         except FrameRefused as refused:
-            return Response({"detail": refused.message}, status=refused.status)
+            return _refusal(refused)
         except RuntimeLoadError as exc:
             logger.exception("Model could not be loaded for station %s", station.code)
             return Response(
@@ -229,6 +241,18 @@ class InspectionListCreateView(generics.ListCreateAPIView):
         return station
 
 
+def _refusal(refused: FrameRefused) -> Response:
+    """A refused frame's answer; a storage refusal (503) says when to try again."""
+    if isinstance(refused, StorageRefused):
+        logger.error("Frame refused, storage would not take it: %s", refused.message)
+        return Response(
+            {"detail": refused.message},
+            status=refused.status,
+            headers={"Retry-After": str(settings.LINESIGHT["STORAGE_RETRY_AFTER_SECONDS"])},
+        )
+    return Response({"detail": refused.message}, status=refused.status)
+
+
 class InspectionDetailView(generics.RetrieveAPIView):
     serializer_class = InspectionSerializer
     permission_classes = [CanReadInspections]
@@ -255,6 +279,10 @@ class InspectionImageView(APIView):
             404: OpenApiResponse(
                 description="No such inspection, or its image is missing from storage."
             ),
+            410: OpenApiResponse(
+                description="The image was removed by the plant's retention policy; the "
+                "inspection is kept. Browsers (Accept: image/*) get a placeholder picture."
+            ),
         },
         parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
     )
@@ -265,6 +293,8 @@ class InspectionImageView(APIView):
             f"The image of frame #{pk} is missing from storage (lost after it was judged); "
             "the inspection itself is kept."
         )
+        if inspection.image_deleted_at is not None:
+            return image_removed_response(request, inspection)
         if not inspection.image.name:
             raise missing  # cleared by the orphans sweep
         # Frames are small (MAX_FRAME_BYTES): one read beats streaming a sync

@@ -27,6 +27,25 @@ class FiltersSerializer(serializers.Serializer):
         return filters.as_params().get("model_version")
 
 
+class RollupStatusSerializer(serializers.Serializer):
+    rolled_up_to = serializers.DateTimeField(
+        allow_null=True,
+        help_text="The rollups hold every frame received and decision made before this moment.",
+    )
+    lag_seconds = serializers.FloatField(allow_null=True, help_text="Now minus rolled_up_to.")
+    raw_station_days = serializers.IntegerField(
+        allow_null=True,
+        help_text="Station-days touched since then, counted from the raw frames instead.",
+    )
+    raw_only = serializers.BooleanField(
+        help_text="Every figure was counted from the raw frames (no rollups yet, or far behind)."
+    )
+    current = serializers.BooleanField(
+        help_text="Frames and decisions since rolled_up_to are counted too; false: the "
+        "figures stand at rolled_up_to (LINESIGHT_REPORTS_CURRENT off)."
+    )
+
+
 class VolumeSerializer(serializers.Serializer):
     frames = serializers.IntegerField()
     passed = serializers.IntegerField()
@@ -43,6 +62,7 @@ class VolumeSerializer(serializers.Serializer):
 
 class SummarySerializer(serializers.Serializer):
     filters = FiltersSerializer()
+    rollups = RollupStatusSerializer(required=False)
     totals = VolumeSerializer()
     definitions = serializers.DictField(child=serializers.CharField())
 
@@ -60,6 +80,7 @@ class VolumeRowSerializer(VolumeSerializer):
 
 class VolumeTableSerializer(serializers.Serializer):
     filters = FiltersSerializer()
+    rollups = RollupStatusSerializer(required=False)
     by = serializers.CharField()
     rows = VolumeRowSerializer(many=True)
 
@@ -76,6 +97,7 @@ class ParetoRowSerializer(serializers.Serializer):
 
 class ParetoSerializer(serializers.Serializer):
     filters = FiltersSerializer()
+    rollups = RollupStatusSerializer(required=False)
     rows = ParetoRowSerializer(many=True)
 
 
@@ -116,6 +138,7 @@ class ModelVersionRowSerializer(serializers.Serializer):
 
 class ModelVersionsSerializer(serializers.Serializer):
     filters = FiltersSerializer()
+    rollups = RollupStatusSerializer(required=False)
     rows = ModelVersionRowSerializer(many=True)
 
 
@@ -129,6 +152,7 @@ class AgreementRowSerializer(serializers.Serializer):
 
 class AgreementSerializer(serializers.Serializer):
     filters = FiltersSerializer()
+    rollups = RollupStatusSerializer(required=False)
     rows = AgreementRowSerializer(many=True)
 
 
@@ -148,4 +172,5 @@ class InspectorRowSerializer(serializers.Serializer):
 
 class InspectorsSerializer(serializers.Serializer):
     filters = FiltersSerializer()
+    rollups = RollupStatusSerializer(required=False)
     rows = InspectorRowSerializer(many=True)

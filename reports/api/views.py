@@ -22,6 +22,8 @@ class CanViewReports(permissions.BasePermission):
         return bool(request.user and request.user.has_perm("reports.view_reports"))
 
 
+# An empty filter is refused (400), so the schema says a given one has at least one character.
+NON_EMPTY = {"type": "string", "minLength": 1}
 FILTER_PARAMETERS = [
     OpenApiParameter(
         "from",
@@ -33,16 +35,17 @@ FILTER_PARAMETERS = [
         OpenApiTypes.DATE,
         description="Last capture date (plant time), included. Default: today.",
     ),
-    OpenApiParameter("plant", OpenApiTypes.STR, description="Plant code."),
-    OpenApiParameter("line", OpenApiTypes.STR, description="Line code."),
-    OpenApiParameter("station", OpenApiTypes.STR, description="Station code."),
-    OpenApiParameter("product", OpenApiTypes.STR, description="Product SKU."),
+    OpenApiParameter("plant", NON_EMPTY, description="Plant code."),
+    OpenApiParameter("line", NON_EMPTY, description="Line code."),
+    OpenApiParameter("station", NON_EMPTY, description="Station code."),
+    OpenApiParameter("product", NON_EMPTY, description="Product SKU."),
     OpenApiParameter(
         "model_version",
-        OpenApiTypes.STR,
+        # MODEL_VERSION_RE without its group names (JSON Schema patterns are ECMA regexes).
+        {**NON_EMPTY, "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}(:| v)[0-9]{1,9}$"},
         description="'name:number' or 'name vNumber', e.g. 'bottle-cap:3'.",
     ),
-    OpenApiParameter("shift", OpenApiTypes.STR, description="Shift name, e.g. 'Night'."),
+    OpenApiParameter("shift", NON_EMPTY, description="Shift name, e.g. 'Night'."),
 ]
 BAD_FILTER = {400: OpenApiTypes.OBJECT}
 
@@ -57,7 +60,7 @@ class ReportView(APIView):
             raise ValidationError({"non_field_errors": [error.message]}) from None
 
     def envelope(self, filters: ReportFilters, **tables) -> dict:
-        return {"filters": filters, **tables}
+        return {"filters": filters, "rollups": selectors.rollup_status(filters), **tables}
 
 
 class SummaryView(ReportView):
