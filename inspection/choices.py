@@ -31,3 +31,4 @@ class ReviewReason(models.TextChoices):
     ALWAYS_REVIEW = "always_review", "Defect type always reviewed"
     SAMPLED_PASS = "sampled_pass", "Sampled pass (escape check)"
     EDGE_DISAGREEMENT = "edge_disagreement", "Edge and server disagree"
+    LOW_MARGIN = "low_margin", "Model unsure between two labels"

@@ -5,13 +5,21 @@ The verdict itself is ``models_registry.decision``'s (the evaluator simulates
 the line with the same function); this module adds the review it calls for.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from inspection.choices import ReviewReason, ReviewStatus
-from models_registry.decision import ALWAYS_REVIEW, DEFECT, LOW_CONFIDENCE, PASS, LineRules, decide
+from models_registry.decision import (
+    ALWAYS_REVIEW,
+    DEFECT,
+    LOW_CONFIDENCE,
+    PASS,
+    LineRules,
+    decide,
+    unsure,
+)
 
 if TYPE_CHECKING:  # plain data here; the deployment is only read
     from models_registry.models import Deployment
@@ -36,6 +44,8 @@ class DecisionRules:
     always_review: frozenset[int] = frozenset()
     pass_review_rate: float = 0.0
     edge_recheck_rate: float = 0.0
+    low_margin_review: float = 0.0
+    low_margin_daily_cap: int = 0
 
     @classmethod
     def from_deployment(cls, deployment: "Deployment") -> "DecisionRules":
@@ -58,6 +68,8 @@ class DecisionRules:
             always_review=frozenset(d.pk for d in deployment.always_review.all()),
             pass_review_rate=deployment.pass_review_rate,
             edge_recheck_rate=deployment.edge_recheck_rate,
+            low_margin_review=deployment.low_margin_review,
+            low_margin_daily_cap=deployment.low_margin_daily_cap,
         )
 
     @cached_property
@@ -69,6 +81,7 @@ class DecisionRules:
             defect_thresholds=self.defect_thresholds,
             always_review=self.always_review,
             pass_review_rate=self.pass_review_rate,
+            low_margin_review=self.low_margin_review,
         )
 
     def index_of(self, label: str) -> int | None:
@@ -97,7 +110,12 @@ REVIEW_REASONS = {
 
 
 def judge(
-    scores: Sequence[float], rules: DecisionRules, *, sample: float = 1.0, k: int = 3
+    scores: Sequence[float],
+    rules: DecisionRules,
+    *,
+    sample: float = 1.0,
+    k: int = 3,
+    low_margin_room: Callable[[], bool] | None = None,
 ) -> Judgement:
     """Apply the rules to one score per label.
 
@@ -106,7 +124,11 @@ def judge(
     confident no-defect label passes; anything else is review). Here the line
     adds who looks next: ``fail`` and ``review`` always wait for an inspector,
     and ``sample`` below the pass review rate puts a pass in the review queue
-    too (to measure escapes).
+    too (to measure escapes). A pass the model was unsure of (its two best
+    labels closer than the deployment's low-margin setting) waits for an
+    inspector as well, while ``low_margin_room()`` says the station's daily
+    cap has room (asked only for such a frame). The audit sample comes first,
+    so the escape estimate stays a random sample of passes.
     """
     decision = decide(scores, rules.line)
     ranked = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
@@ -114,6 +136,8 @@ def judge(
         status, reason = ReviewStatus.PENDING, REVIEW_REASONS[decision.reason]
     elif sample < rules.pass_review_rate:
         status, reason = ReviewStatus.PENDING, ReviewReason.SAMPLED_PASS
+    elif unsure(scores, rules.line) and (low_margin_room is None or low_margin_room()):
+        status, reason = ReviewStatus.PENDING, ReviewReason.LOW_MARGIN
     else:
         status, reason = ReviewStatus.NOT_REQUIRED, ReviewReason.NONE
     meaning = rules.labels[decision.index]

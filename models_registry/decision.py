@@ -34,6 +34,7 @@ class LineRules:
     defect_thresholds: Mapping[Hashable, float] = field(default_factory=dict)
     always_review: frozenset[Hashable] = frozenset()
     pass_review_rate: float = 0.0
+    low_margin_review: float = 0.0  # 0: off
 
     def threshold_for(self, defect: Hashable) -> float:
         return self.defect_thresholds.get(defect, self.confidence_threshold)
@@ -45,6 +46,7 @@ class LineRules:
             defect_thresholds={**self.defect_thresholds, defect: threshold},
             always_review=self.always_review,
             pass_review_rate=self.pass_review_rate,
+            low_margin_review=self.low_margin_review,
         )
 
 
@@ -75,3 +77,17 @@ def decide(scores: Sequence[float], rules: LineRules) -> Decision:
     if rules.meanings[top] is None and scores[top] >= rules.confidence_threshold:
         return Decision(PASS, top, CONFIDENT)
     return Decision(REVIEW, top, LOW_CONFIDENCE)
+
+
+def margin(scores: Sequence[float]) -> float:
+    """How far the best label is ahead of the second best (1.0 with a single label)."""
+    if len(scores) < 2:
+        return 1.0
+    first, second = sorted(scores, reverse=True)[:2]
+    return float(first - second)
+
+
+def unsure(scores: Sequence[float], rules: LineRules) -> bool:
+    """Whether the model hesitated between its two best labels: the margin between them is
+    below the deployment's low-margin setting (active learning sends such a pass to review)."""
+    return rules.low_margin_review > 0 and margin(scores) < rules.low_margin_review

@@ -234,6 +234,16 @@ class Deployment(models.Model):
         validators=unit_interval,
         help_text="Share of edge frames the server classifies again.",
     )
+    low_margin_review = models.FloatField(
+        default=0.0,
+        validators=unit_interval,
+        help_text="Passes whose two best labels are closer than this margin go to review "
+        "(the frames the model is least sure of); 0 switches it off.",
+    )
+    low_margin_daily_cap = models.PositiveIntegerField(
+        default=50,
+        help_text="At most this many low-margin frames of the station go to review per day.",
+    )
     is_active = models.BooleanField(default=False, editable=False)
     activated_at = models.DateTimeField(null=True, blank=True, editable=False)
     activated_by = models.ForeignKey(
@@ -271,6 +281,10 @@ class Deployment(models.Model):
             models.CheckConstraint(
                 condition=Q(edge_recheck_rate__gte=0, edge_recheck_rate__lte=1),
                 name="deployment_edge_recheck_in_unit_interval",
+            ),
+            models.CheckConstraint(
+                condition=Q(low_margin_review__gte=0, low_margin_review__lte=1),
+                name="deployment_low_margin_in_unit_interval",
             ),
         ]
         indexes = [models.Index(fields=["station", "is_active"])]

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from common.admin_forms import ServiceAdminMixin, admin_change_url
 from common.templatetags.linesight_format import percent, when
-from masterdata.models import Station
+from masterdata.models import DefectType, Station
 from models_registry import selectors, services
 from models_registry.choices import VersionStatus
 from models_registry.forms import (
@@ -23,6 +23,8 @@ from models_registry.forms import (
     deployment_initial,
 )
 from models_registry.models import Deployment, DeploymentHistory, ModelVersion
+from models_registry.training.models import TrainingRun
+from models_registry.training.thresholds import threshold_rows
 
 ACTIVATE_PERMISSION = "models_registry.add_deployment"
 
@@ -35,6 +37,32 @@ def slot_name(row: Deployment | DeploymentHistory) -> str:
 def serving_slots(version: ModelVersion) -> str:
     """Where the version serves now, for a message or a column; empty when nowhere."""
     return ", ".join(selectors.slots_served_by(version=version))
+
+
+def suggested_thresholds(version_id: str | None) -> dict[str, float]:
+    """Defect code → threshold suggested by the training run of the version asked for."""
+    if not (version_id or "").isdigit():
+        return {}
+    run = TrainingRun.objects.filter(version_id=version_id).first()
+    return threshold_rows(run)
+
+
+def with_suggested(rows: list[dict], suggested: dict[str, float]) -> list[dict]:
+    """The thresholds formset's rows with the suggested ones put in (a suggestion replaces
+    the slot's row for the same defect type; other rows are kept)."""
+    types = {d.code: d.pk for d in DefectType.objects.filter(code__in=suggested, archived=False)}
+    by_type = {row["defect_type"]: row["threshold"] for row in rows}
+    for code, threshold in suggested.items():
+        if code in types:
+            by_type[types[code]] = threshold
+    return [{"defect_type": pk, "threshold": value} for pk, value in by_type.items()]
+
+
+def _with_query(request: HttpRequest, **extra: str) -> str:
+    query = request.GET.copy()
+    for key, value in extra.items():
+        query[key] = value
+    return query.urlencode()
 
 
 def not_ready_message(version: ModelVersion) -> str:
@@ -73,6 +101,7 @@ class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "always_review_codes",
         "pass_review",
         "edge_recheck",
+        "least_sure_review",
         "is_active",
         "activated",
         "activated_by",
@@ -103,6 +132,15 @@ class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
     @admin.display(description="edge re-check rate")
     def edge_recheck(self, obj: Deployment) -> str:
         return percent(obj.edge_recheck_rate)
+
+    @admin.display(description="least sure frames to review")
+    def least_sure_review(self, obj: Deployment) -> str:
+        if obj.low_margin_review <= 0:
+            return "off"
+        return (
+            f"passes whose two best labels are within {percent(obj.low_margin_review)}, "
+            f"at most {obj.low_margin_daily_cap} a day"
+        )
 
     @admin.display(description="activated", ordering="activated_at")
     def activated(self, obj: Deployment) -> str:
@@ -152,6 +190,10 @@ class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
         initial = {key: request.GET.get(key) for key in ("station", "product", "version")}
         replaced = self._replaced(initial["station"], initial["product"])
         fields, rows = deployment_initial(replaced)
+        suggested = suggested_thresholds(initial["version"])
+        applied = bool(suggested) and request.GET.get("suggested") == "1"
+        if applied:
+            rows = with_suggested(rows, suggested)
         return self.service_add_view(
             request,
             form_class=DeploymentActivateForm,
@@ -166,6 +208,9 @@ class DeploymentAdmin(ServiceAdminMixin, admin.ModelAdmin):
             title="Deploy a model version",
             replaced=replaced,
             version_refusal=self._version_refusal(initial["version"]),
+            suggested=sorted(suggested.items()),
+            suggested_applied=applied,
+            apply_suggested_url=f"{request.path}?{_with_query(request, suggested='1')}",
         )
 
     @staticmethod

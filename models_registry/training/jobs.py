@@ -28,7 +28,7 @@ from common.jobs import JobFailed, JobLost, job_progress
 from common.models import Job, JobState
 from common.preprocessing import DATASET_FORMATS, FrameError, model_input, open_frame
 from models_registry.datasets.models import SnapshotImage
-from models_registry.training import registration
+from models_registry.training import registration, thresholds
 from models_registry.training.models import TrainingRun
 from models_registry.training.plan import preprocessing_for
 from models_registry.training.process import TrainingStopped, exit_reason, follow, started
@@ -75,6 +75,10 @@ def run_training(job: Job) -> dict:
         _prepare(job, run, work_dir / "data", labels)
         outcome = _train(job, run, work_dir, labels)
         version = registration.register(job, run, work_dir / "out", outcome)
+        job_progress(job, 0.97, "Suggesting per-defect thresholds on the validation split")
+        thresholds.suggest_and_store(
+            run, version, work_dir / "data", registration.dataset_mapping(run)
+        )
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     evaluation = registration.attach_evaluation(run, version)

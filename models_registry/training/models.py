@@ -3,10 +3,11 @@
 from django.conf import settings
 from django.db import models
 
-from models_registry.datasets.models import DatasetSnapshot
-from models_registry.models import ModelVersion
+from masterdata.models import Station
+from models_registry.datasets.models import Dataset, DatasetSnapshot
+from models_registry.models import MLModel, ModelVersion
 
-__all__ = ["Recipe", "TrainingRun"]
+__all__ = ["Recipe", "RetrainPlan", "TrainingRun"]
 
 
 class Recipe(models.TextChoices):
@@ -59,6 +60,12 @@ class TrainingRun(models.Model):
         related_name="+",
         help_text="The new version on the snapshot's test split.",
     )
+    suggested_thresholds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Per defect type, the reject threshold that keeps its escapes on the "
+        "validation split within the run's target escape rate.",
+    )
     training_seconds = models.FloatField(null=True, blank=True)
     peak_rss_mb = models.FloatField(null=True, blank=True)
     requested_by = models.ForeignKey(
@@ -75,3 +82,43 @@ class TrainingRun(models.Model):
     @property
     def state(self) -> str:
         return self.job.state if self.job_id else "queued"
+
+
+class RetrainPlan(models.Model):
+    """How a model is trained again once inspectors verified more frames: the dataset the
+    frames join, whose frames (a station, or every one), the recipe and settings.
+
+    "Retrain now" adds the verified frames not yet in the dataset (duplicates are
+    skipped by checksum), freezes a new snapshot and starts a training run on it.
+    """
+
+    model = models.OneToOneField(MLModel, on_delete=models.CASCADE, related_name="retrain_plan")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="retrain_plans")
+    station = models.ForeignKey(
+        Station,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Whose verified frames join the dataset; empty: every station's.",
+    )
+    recipe = models.CharField(max_length=20, choices=Recipe.choices, default=Recipe.DEFAULT)
+    settings_requested = models.JSONField(
+        "settings",
+        default=dict,
+        blank=True,
+        help_text='Overrides of the settings chosen from the data, e.g. {"epochs": 30}.',
+    )
+    last_run = models.ForeignKey(
+        TrainingRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return f"Retrain {self.model} from {self.dataset}"

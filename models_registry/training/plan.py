@@ -78,6 +78,7 @@ SETTINGS: dict[str, Setting] = {
     "learning_rate": Setting(float, 0.0, 1.0, low_open=True),
     "lr_schedule": Setting(str, choices=SCHEDULES),
     "patience": Setting(int, 1, 100),
+    "target_escape_rate": Setting(float, 0.0, 1.0),
     "class_weights": Setting(str, choices=CLASS_WEIGHTS),
     "flip": Setting(str, choices=FLIPS),
     "rotation": Setting(float, 0.0, 0.5),
@@ -210,6 +211,7 @@ def _chosen(facts: SnapshotFacts) -> tuple[dict[str, Any], dict[str, str]]:
         "dropout": 0.3,
         "seed": 1234,
         "time_budget_seconds": 900,
+        "target_escape_rate": 0.01,
     }
     modes = ", ".join(f"{mode} {count}" for mode, count in facts.modes.most_common())
     grey_note = "; sampled colour files hold grey pixels only" if facts.grey_content else ""
@@ -231,6 +233,8 @@ def _chosen(facts: SnapshotFacts) -> tuple[dict[str, Any], dict[str, str]]:
         "(not before epoch 12); the best epoch's weights are kept",
         "seed": "fixed, so the same run twice gives the same metrics within noise",
         "time_budget_seconds": "stops after the last epoch that fits in the budget",
+        "target_escape_rate": "per-defect reject thresholds are suggested so that at most "
+        "this share of each defect's validation images would pass (1 %)",
     }
     return values, why
 

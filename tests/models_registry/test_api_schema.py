@@ -51,6 +51,7 @@ def test_registry_schema_generates_without_warnings_and_validates(registry_schem
         "/api/v1/trainings/",
         "/api/v1/trainings/{id}/",
         "/api/v1/trainings/{id}/cancel/",
+        "/api/v1/trainings/{id}/compare/",
     ]
 
 
@@ -82,7 +83,7 @@ def test_upload_is_described_as_multipart_with_a_binary_artifact(registry_schema
     }
     assert fields["required"] == ["artifact"]
     assert "Location" in upload["responses"]["201"]["headers"]
-    assert set(upload["responses"]) == {"201", "400", "401", "403", "404"}
+    assert set(upload["responses"]) == {"201", "400", "401", "403", "404", "415", "503"}
 
 
 def test_deployment_request_names_every_field_the_view_reads(registry_schema):
@@ -98,6 +99,8 @@ def test_deployment_request_names_every_field_the_view_reads(registry_schema):
         "always_review",
         "pass_review_rate",
         "edge_recheck_rate",
+        "low_margin_review",
+        "low_margin_daily_cap",
     }
     assert set(request["required"]) == {"station", "model", "version"}
     threshold = request["properties"]["confidence_threshold"]
