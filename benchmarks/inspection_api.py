@@ -6,13 +6,19 @@ weights, both registered and validated like a user's model) it prints:
 - the bare runtime call (p50): the loaded classifier on a prepared frame;
 - end-to-end POST latency p50/p95/p99 with one client;
 - throughput with 4 concurrent clients, and errors;
-- RSS of each server worker after the run.
+- RSS of each server worker after the run;
+- beside it, in the same run on the same model file and the same JPEGs (issue 12):
+  the bare TFLite call (1 thread, an interpreter of its own) and the minimal
+  peer (``benchmarks/minimal_peer.py``: Starlette + TFLite + one SQLite INSERT
+  + the file written, one process), each figure the median of ``--rounds``
+  rounds, and the product's figures as ratios against both.
 
 The server is started as in production (`uvicorn --workers N`, production
 settings) on its own database; the clients run in another process and post
 640x480 JPEGs over keep-alive HTTP connections.
 
     .venv/bin/python benchmarks/inspection_api.py [--database postgres|sqlite] [--workers 2]
+        [--rounds 3] [--no-peer]
 """
 
 import argparse
@@ -104,7 +110,7 @@ def client_main(args) -> None:
     worker(spec["sequential"], None, latencies, errors)
     results = {"latencies": latencies, "errors": errors, "server_p50": statistics.median(server)}
     threads, done, conc_errors = [], [], []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for _ in range(spec["concurrency"]):
         t = threading.Thread(target=worker, args=(None, spec["seconds"], done, conc_errors))
         t.start()
@@ -113,7 +119,10 @@ def client_main(args) -> None:
         t.join()
     elapsed = time.perf_counter() - started
     results.update(
-        throughput=len(done) / elapsed, concurrent_errors=conc_errors, concurrent_frames=len(done)
+        throughput=len(done) / elapsed,
+        concurrent_errors=conc_errors,
+        concurrent_frames=len(done),
+        client_cpu=(time.process_time() - cpu_started) / elapsed,  # cores the client used
     )
     print(json.dumps(results))
 
@@ -129,11 +138,13 @@ def setup_environment(args, data_dir: Path) -> dict:
         "LINESIGHT_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LINESIGHT_LOG_LEVEL": "WARNING",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # Every client posts for one station, far faster than a camera's 30 frames/s.
+        "LINESIGHT_STATION_FRAME_RATE": "0",
     }
     if args.database == "postgres":
         import psycopg
 
-        name = "linesight_bench"
+        name = args.bench_database
         with psycopg.connect(args.postgres_admin_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name}")
             conn.execute(f"CREATE DATABASE {name}")
@@ -218,6 +229,128 @@ def bare_call_ms(version, frame_path: Path, runs: int = 200) -> dict:
     }
 
 
+def bare_tflite_ms(version, frame_path: Path, runs: int = 300) -> float:
+    """The bare TFLite call: an interpreter of its own (1 thread) on the version's file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from common.preprocessing import Preprocessing, model_input, open_frame
+
+    interpreter = Interpreter(model_path=version.tflite_artifact.path, num_threads=1)
+    interpreter.allocate_tensors()
+    model_in = interpreter.get_input_details()[0]
+    model_out = interpreter.get_output_details()[0]
+    frame = open_frame(frame_path.read_bytes(), max_pixels=10**8)
+    batch = model_input(frame, Preprocessing.for_version(version)).astype(model_in["dtype"])
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        interpreter.set_tensor(model_in["index"], batch)
+        interpreter.invoke()
+        interpreter.get_tensor(model_out["index"])
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def start_peer(version, port: int, data_dir: Path) -> subprocess.Popen:
+    """The minimal peer serving the same model file as ``version``, on ``port``."""
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "minimal_peer.py"),
+        "--model",
+        version.tflite_artifact.path,
+        "--labels",
+        ",".join(version.labels),
+        "--width",
+        str(version.input_width),
+        "--height",
+        str(version.input_height),
+        "--scale",
+        version.value_scale,
+        "--color",
+        "L" if version.color_mode == "grayscale" else "RGB",
+        "--data",
+        str(data_dir / f"peer-{port}"),
+        "--port",
+        str(port),
+    ]
+    return subprocess.Popen(command, cwd=ROOT, start_new_session=True)
+
+
+def wait_healthy(port: int) -> None:
+    import requests
+
+    for _ in range(300):
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing answers on port {port}")
+
+
+def run_clients(spec: dict) -> dict:
+    """One client process (1 client, then ``concurrency`` clients); its figures."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--client", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=os.environ,
+        check=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    latencies = figures["latencies"]
+    return {
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 95),
+        "p99": percentile(latencies, 99),
+        "fps": figures["throughput"],
+        "client_cpu": figures["client_cpu"],
+        "errors": len(figures["errors"]) + len(figures["concurrent_errors"]),
+        "server_p50": figures["server_p50"],
+        "first_error": (figures["errors"] + figures["concurrent_errors"] + [""])[0],
+    }
+
+
+def report_side_by_side(name: str, version, rounds: list[dict], concurrency: int) -> None:
+    """Medians over the rounds of the bare call, the peer and the product, and their ratios."""
+
+    def med(who: str, key: str) -> float:
+        return statistics.median(r[who][key] for r in rounds)
+
+    bare, decode = med("bare", "tflite"), med("bare", "decode")
+    limit = (os.cpu_count() or 1) * 1000 / (bare + decode)
+    size = f"{version.input_width}x{version.input_height}"
+    print(f"{name} ({size}), medians of {len(rounds)} rounds")
+    print(f"  bare TFLite call (1 thread)  p50 {bare:7.2f} ms   decode+preprocess {decode:.2f} ms")
+    print(f"  machine limit                {limit:7.0f} frames/s  (cores x 1000 / (bare + decode))")
+    print(f"  {'':24}{'p50':>8}{'p95':>8}{'p99':>8}{'fps':>8}{'client CPU':>12}{'errors':>8}")
+    for who in ("peer", "product"):
+        if who not in rounds[0]:
+            continue
+        print(
+            f"  {who:24}{med(who, 'p50'):8.2f}{med(who, 'p95'):8.2f}{med(who, 'p99'):8.2f}"
+            f"{med(who, 'fps'):8.1f}{med(who, 'client_cpu'):11.2f}c"
+            f"{sum(r[who]['errors'] for r in rounds):8d}"
+        )
+    product = {key: med("product", key) for key in ("p50", "p99", "fps")}
+    ratios = [
+        f"p50/bare {product['p50'] / bare:.2f}x (target <= 1.6)",
+        f"p99/p50 {product['p99'] / product['p50']:.2f}x (<= 2)",
+        f"{concurrency}-client fps = {product['fps'] / limit:.0%} of the machine limit",
+    ]
+    if "peer" in rounds[0]:
+        ratios[1:1] = [
+            f"p50/peer {product['p50'] / med('peer', 'p50'):.2f}x (<= 1.25)",
+            f"fps/peer {product['fps'] / med('peer', 'fps'):.2f}x (>= 1.3)",
+        ]
+    print("  product: " + "; ".join(ratios))
+    print(f"  product's own latency_ms p50 {med('product', 'server_p50'):.2f} ms (inside the view)")
+    errors = [r[w]["first_error"] for r in rounds for w in r if r[w].get("first_error")]
+    if errors:
+        print(f"  e.g. {errors[0]}")
+
+
 def worker_rss_mb(server_pid: int) -> list[float]:
     rss = []
     for status in Path("/proc").glob("[0-9]*/status"):
@@ -282,6 +415,43 @@ def profile_workers(server_pid: int, seconds: float) -> None:
     print(f"profiling worker {workers[-1]} into {out}")
 
 
+def side_by_side(args, models: dict, images: list[str], port: int, peers: dict) -> None:
+    """Bare call, peer and product, one after the other, ``--rounds`` times; medians."""
+    print(
+        f"\nSide by side (issue 12): product = uvicorn {args.workers} workers, {args.database}"
+        f"{', Redis layer' if args.redis_url else ''}; peer = minimal_peer.py (1 process, "
+        "SQLite); frames 640x480 JPEG\n"
+    )
+    for name, (version, token, _) in models.items():
+        rounds = []
+        for _ in range(args.rounds):
+            bare = bare_call_ms(version, Path(images[0]))
+            figures = {
+                "bare": {
+                    "tflite": bare_tflite_ms(version, Path(images[0])),
+                    "decode": bare["decode_and_model_p50"] - bare["model_p50"],
+                }
+            }
+            targets = {"product": port}
+            if name in peers:
+                targets = {"peer": peers[name][0], **targets}
+            for who, target in targets.items():
+                spec = {
+                    "host": "127.0.0.1",
+                    "port": target,
+                    "token": token,
+                    "station": f"B-{name}",
+                    "images": images,
+                    "warmup": 40,
+                    "sequential": args.sequential,
+                    "concurrency": args.concurrency,
+                    "seconds": args.seconds,
+                }
+                figures[who] = run_clients(spec)
+            rounds.append(figures)
+        report_side_by_side(name, version, rounds, args.concurrency)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -296,6 +466,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--models", default="demo,mobilenetv2")
+    parser.add_argument("--port", type=int, default=8765, help="the product; peers on the next")
+    parser.add_argument("--bench-database", default="linesight_bench", help="dropped and created")
+    parser.add_argument("--rounds", type=int, default=3, help="figures are medians of rounds")
+    parser.add_argument("--no-peer", action="store_true", help="skip the minimal peer")
     parser.add_argument("--profile-seconds", type=float, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -334,8 +508,13 @@ def main() -> None:
     bare = {
         name: bare_call_ms(version, Path(images[0])) for name, (version, _, _) in models.items()
     }
+    peers = {}
+    if not args.no_peer:
+        for offset, (name, (version, _, _)) in enumerate(models.items()):
+            peer_port = args.port + 1 + offset
+            peers[name] = (peer_port, start_peer(version, peer_port, data_dir))
 
-    port = 8765
+    port = args.port
     server = subprocess.Popen(
         [
             sys.executable,
@@ -357,22 +536,21 @@ def main() -> None:
         start_new_session=True,
     )
     try:
-        import requests
-
-        for _ in range(300):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+        for peer_port, _ in peers.values():
+            wait_healthy(peer_port)
+        wait_healthy(port)
         time.sleep(2)  # let every worker finish warming its models
         if args.profile_seconds:
             profile_workers(server.pid, args.profile_seconds)
         print(
-            f"\nServer: uvicorn, {args.workers} workers, {args.database}, Redis layer; "
+            f"\nServer: uvicorn, {args.workers} workers, {args.database}, "
+            f"{'Redis' if args.redis_url else 'in-memory'} layer; "
             "frames 640x480 JPEG\n"
         )
-        for name, (version, token, validation_s) in models.items():
+        if args.rounds:
+            side_by_side(args, models, images, port, peers)
+        single_run = {} if args.rounds else models  # --rounds 0: one run, the earlier report
+        for name, (version, token, validation_s) in single_run.items():
             spec = {
                 "host": "127.0.0.1",
                 "port": port,
@@ -397,6 +575,9 @@ def main() -> None:
         rss = worker_rss_mb(server.pid)
         print(f"\nworker RSS: {', '.join(f'{r:.0f} MB' for r in rss)}")
     finally:
+        for _, peer in peers.values():
+            peer.terminate()
+            peer.wait(timeout=30)
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,11 +1,11 @@
 """Reads of the inspection app: frames and their rules, dashboards, the review queue."""
 
 import datetime as dt
-import time
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
@@ -76,11 +76,13 @@ def _serving(key: tuple) -> Serving:
     return Serving(deployment=deployment, rules=DecisionRules.from_deployment(deployment))
 
 
-# Master data a frame needs that changes a few times a year. Each worker keeps
-# it for this long, so a new shift calendar or a product added to a line
-# applies to frames within that time.
-LINE_FACTS_SECONDS = 30.0
-_line_facts: dict[int, tuple[float, "LineFacts"]] = {}
+# Master data a frame needs that changes a few times a year: the line's
+# products and the plant's shift calendar. Each worker keeps the objects, and
+# every frame reads their rows back in one small indexed query and rebuilds
+# the objects only when the rows differ: a product added, archived or
+# renamed, or a shift moved, in any process (even by a queryset ``update()``
+# that sends no signal), applies from the very next frame in every worker.
+_line_facts: dict[int, tuple[tuple, "LineFacts"]] = {}
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,12 @@ class LineFacts:
 
 
 def line_facts(*, station: Station) -> LineFacts:
+    """The line's products (at most 10, by SKU) and its plant's shifts, never stale."""
+    with connection.cursor() as cursor:
+        cursor.execute(_line_facts_sql(), (station.line_id, station.line.plant_id))
+        stamp = tuple(sorted(cursor.fetchall()))
     cached = _line_facts.get(station.line_id)
-    now = time.monotonic()
-    if cached is not None and cached[0] > now:
+    if cached is not None and cached[0] == stamp:
         return cached[1]
     facts = LineFacts(
         products=tuple(
@@ -100,12 +105,38 @@ def line_facts(*, station: Station) -> LineFacts:
         ),
         shifts=tuple(Shift.objects.filter(plant_id=station.line.plant_id)),
     )
-    _line_facts[station.line_id] = (now + LINE_FACTS_SECONDS, facts)
+    _line_facts[station.line_id] = (stamp, facts)
     return facts
 
 
+@cache
+def _line_facts_sql() -> str:
+    """The rows behind ``LineFacts`` (products of a line, shifts of a plant), as one query.
+
+    Written once per process as SQL: compiling the ORM's union on every frame
+    would cost more than running it. Every name comes from the models'
+    metadata, quoted; both values are parameters.
+    """
+    quote = connection.ops.quote_name
+    through = Product.lines.through._meta
+    product_id = quote(through.get_field("product").column)
+    line_id = quote(through.get_field("line").column)
+    plant_id, start, end = (
+        quote(Shift._meta.get_field(name).column) for name in ("plant", "start", "end")
+    )
+    product_pk, shift_pk = (quote(model._meta.pk.column) for model in (Product, Shift))
+    return (
+        f"SELECT 'p', p.{product_pk}, p.sku, p.name, NULL, NULL"  # noqa: S608
+        f" FROM {quote(Product._meta.db_table)} p"
+        f" INNER JOIN {quote(through.db_table)} pl ON pl.{product_id} = p.{product_pk}"
+        f" WHERE pl.{line_id} = %s AND NOT p.archived"
+        f" UNION ALL SELECT 's', s.{shift_pk}, s.name, NULL, s.{start}, s.{end}"
+        f" FROM {quote(Shift._meta.db_table)} s WHERE s.{plant_id} = %s"
+    )
+
+
 def forget_line_facts() -> None:
-    """For tests that change products or calendars and post frames right away."""
+    """Drop this process's line facts (tests start from an empty cache)."""
     _line_facts.clear()
 
 
