@@ -65,6 +65,64 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A BooleanField that refuses numbers: JSON ``0``/``1`` is not a boolean.
+
+    Form fields (text) keep DRF's reading of "true"/"false"; JSON must say true or false.
+    """
+
+    default_error_messages = {"not_a_boolean": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool | str):
+            self.fail("not_a_boolean")
+        return super().to_internal_value(data)
+
+
+class _GivenEmptyIsRefused:
+    """A query-string field: ``?station=`` (given, empty) is refused, not read as absent.
+
+    DRF reads an empty form value of an optional field as "not given"; for a filter that
+    would answer for every station instead of none, so it is refused instead.
+    """
+
+    def get_value(self, dictionary):
+        if self.field_name in dictionary and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
+class QueryCharField(_GivenEmptyIsRefused, serializers.CharField):
+    """A text filter in a query string; given empty, it is refused (blank)."""
+
+
+class QueryIntegerField(_GivenEmptyIsRefused, serializers.IntegerField):
+    """A number in a query string; given empty, it is refused (not a number)."""
+
+
+class StrictPageSize:
+    """Pagination mixin: a ``page_size`` that is not a whole number >= 1 is refused (400).
+
+    DRF's paginations fall back to the default size silently; a client asking for
+    ``page_size=abc`` should learn that it gets 50, not guess.
+    """
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param or "", None)
+        if raw is not None and (not raw.isdigit() or int(raw) < 1):
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: "Must be a whole number, 1 or more."}
+            )
+        return super().get_page_size(request)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter.get("name") == self.page_size_query_param:
+                parameter["schema"] = {**parameter.get("schema", {}), "minimum": 1}
+        return parameters
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = 413
     default_detail = "The request is larger than this endpoint accepts."
@@ -141,3 +199,101 @@ class DatabaseUnavailableMiddleware:
             content_type="text/plain; charset=utf-8",
             headers=headers,
         )
+
+
+# --- OpenAPI: the error answers every operation can give --------------------------------
+
+ERROR_COMPONENT = "Error"
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "Every error: one sentence in `detail`; field errors, if any, in `errors`.",
+    "properties": {
+        "detail": {"type": "string", "description": "What went wrong, for a person to read."},
+        "errors": {
+            "type": "object",
+            "additionalProperties": True,
+            "description": "For invalid input: the messages per field, as DRF gives them.",
+        },
+    },
+    "required": ["detail"],
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "schema": {"type": "integer"},
+        "description": "Seconds to wait before sending the same request again.",
+    }
+}
+_EVERY_OPERATION = {
+    "401": "No credentials, or unknown ones (token, device token or session).",
+    "403": "Authenticated, but this account or station may not do this.",
+    "503": "The database is unavailable for a moment; nothing was changed. Send the same "
+    "request again after `Retry-After` seconds.",
+}
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def _error_codes(path: str, operation: dict) -> dict[str, str]:
+    codes = dict(_EVERY_OPERATION)
+    query = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+    if "{" in path:
+        codes["404"] = "Nothing at this address (or not visible to these credentials)."
+    elif "cursor" in query:
+        codes["404"] = "The cursor is not one this list gave (DRF: 'Invalid cursor'); start over."
+    takes_query = bool(query)
+    if operation.get("requestBody") or takes_query:
+        codes["400"] = "Invalid input; nothing was changed."
+    if operation.get("requestBody"):
+        codes["415"] = "The body's content type is not one this operation reads."
+    return codes
+
+
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _sends_files(schema: dict, components: dict) -> bool:
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    for field in schema.get("properties", {}).values():
+        if field.get("format") == "binary" or field.get("items", {}).get("format") == "binary":
+            return True
+    return False
+
+
+def _json_unless_files(operation: dict, components: dict) -> None:
+    """Bodies without a file are documented as JSON only: a form can't say null or an empty
+    list, so the same schema would be false for it (DRF still reads forms, for the
+    browsable API)."""
+    content = operation.get("requestBody", {}).get("content", {})
+    if "application/json" not in content:
+        return
+    if not any(_sends_files(content[kind].get("schema", {}), components) for kind in content):
+        for kind in _FORM_TYPES:
+            content.pop(kind, None)
+
+
+def document_error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: document the errors every view can answer.
+
+    Also: a body without files is documented as JSON only (see ``_json_unless_files``).
+
+    Authentication (401), permissions (403), an unknown object in the path (404), invalid
+    input (400), an unreadable content type (415) and the database away (503, see
+    ``exception_handler``) come from DRF and this module, not from each view; a view's own
+    description of one of them is kept.
+    """
+    result.setdefault("components", {}).setdefault("schemas", {})
+    result["components"]["schemas"].setdefault(ERROR_COMPONENT, ERROR_SCHEMA)
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in _HTTP_METHODS:
+                continue
+            _json_unless_files(operation, result["components"]["schemas"])
+            responses = operation.setdefault("responses", {})
+            for code, description in _error_codes(path, operation).items():
+                documented = responses.setdefault(code, {"description": description})
+                documented.setdefault("content", content)
+            for code in ("429", "503"):
+                if code in responses:
+                    responses[code].setdefault("headers", _RETRY_AFTER)
+    return result
