@@ -206,6 +206,46 @@ else:
 # Judged frames, decisions, deployments and finished jobs go to common.outbox in
 # the transaction that records them; the MQTT sender publishes from there.
 MQTT_HOST = _env("LINESIGHT_MQTT_HOST")
+MQTT_PORT = _env_int("LINESIGHT_MQTT_PORT", 1883)
+MQTT_USERNAME = _env("LINESIGHT_MQTT_USERNAME")
+MQTT_PASSWORD = _env("LINESIGHT_MQTT_PASSWORD")
+# TLS: on when asked or when a CA file is given; a client certificate is optional.
+MQTT_TLS_CA_FILE = _env("LINESIGHT_MQTT_TLS_CA_FILE")
+MQTT_TLS = _env_bool("LINESIGHT_MQTT_TLS", default=bool(MQTT_TLS_CA_FILE))
+MQTT_TLS_CERT_FILE = _env("LINESIGHT_MQTT_TLS_CERT_FILE")
+MQTT_TLS_KEY_FILE = _env("LINESIGHT_MQTT_TLS_KEY_FILE")
+MQTT_TOPIC_PREFIX = _env("LINESIGHT_MQTT_TOPIC_PREFIX", "linesight").strip("/")
+# Each sender process connects as "<prefix>-<hostname>-<pid>".
+MQTT_CLIENT_ID_PREFIX = _env("LINESIGHT_MQTT_CLIENT_ID_PREFIX", "linesight")
+MQTT_KEEPALIVE_SECONDS = _env_int("LINESIGHT_MQTT_KEEPALIVE", 30)
+# How the idle sender looks for new events: 0 = LISTEN/NOTIFY on PostgreSQL and a
+# 5 ms poll on SQLite; N > 0 = poll every N ms on either.
+MQTT_IDLE_POLL_MS = _env_int("LINESIGHT_MQTT_IDLE_POLL_MS", 0)
+# Rows both the MQTT sender and the webhooks have handed on are deleted after this.
+OUTBOX_RETENTION_HOURS = _env_float("LINESIGHT_OUTBOX_RETENTION_HOURS", 24.0)
+if MQTT_TOPIC_PREFIX and any(c in MQTT_TOPIC_PREFIX for c in "+#"):
+    raise ImproperlyConfigured("LINESIGHT_MQTT_TOPIC_PREFIX may not contain '+' or '#'.")
+
+# --- Plant integration: webhooks (subscriptions in admin and /api/v1/webhooks/) --
+
+# The fan-out (manage.py webhooks_dispatch, started by run_workers) turns outbox
+# messages into deliveries; the task queue "webhooks" posts them, signed.
+# Receivers on private, loopback or link-local addresses (the plant's own network)
+# are refused unless this is on.
+WEBHOOKS_ALLOW_PRIVATE = _env_bool("LINESIGHT_WEBHOOKS_ALLOW_PRIVATE", False)
+WEBHOOKS_TIMEOUT_SECONDS = _env_float("LINESIGHT_WEBHOOKS_TIMEOUT_SECONDS", 5.0)
+WEBHOOKS_MAX_RESPONSE_BYTES = _env_int("LINESIGHT_WEBHOOKS_MAX_RESPONSE_BYTES", 64 * 1024)
+# Retries on 5xx, 408, 429, timeouts and refused connections: first after this, then
+# times WEBHOOKS_RETRY_FACTOR each time (10 s, 30 s, 1.5 min, ...) up to the cap, +-20 %.
+WEBHOOKS_RETRY_FIRST_SECONDS = _env_float("LINESIGHT_WEBHOOKS_RETRY_FIRST_SECONDS", 10.0)
+WEBHOOKS_RETRY_FACTOR = _env_float("LINESIGHT_WEBHOOKS_RETRY_FACTOR", 3.0)
+WEBHOOKS_RETRY_MAX_SECONDS = _env_float("LINESIGHT_WEBHOOKS_RETRY_MAX_SECONDS", 3600.0)
+# A subscription is paused after this many failed attempts in a row.
+WEBHOOKS_PAUSE_AFTER_FAILURES = _env_int("LINESIGHT_WEBHOOKS_PAUSE_AFTER_FAILURES", 10)
+# How often the fan-out looks at the outbox when it found nothing.
+WEBHOOKS_POLL_SECONDS = _env_float("LINESIGHT_WEBHOOKS_POLL_SECONDS", 0.2)
+# Delivered and failed deliveries stay in the log (admin, API) this long.
+WEBHOOKS_LOG_RETENTION_HOURS = _env_float("LINESIGHT_WEBHOOKS_LOG_RETENTION_HOURS", 72.0)
 
 # --- Background tasks (validation, imports, evaluations, training, exports) --
 
@@ -214,24 +254,37 @@ MQTT_HOST = _env("LINESIGHT_MQTT_HOST")
 # long evaluation or training never delays a validation or an export.
 TASK_WORKER_GROUPS = [
     ["default", "validation", "exports"],
-    ["imports"],
+    ["imports", "retention"],
     ["evaluations", "training"],
+    ["webhooks"],  # deliveries wait for receivers (timeouts): never behind a job
 ]
+# Seconds an idle worker waits before looking for tasks again (1 unless named here):
+# a webhook's delivery should not wait a second for its worker to look.
+TASK_WORKER_POLL_SECONDS = {"webhooks": 0.2}
 TASKS = {
     "default": {
         "BACKEND": "django_tasks_db.DatabaseBackend",
         "QUEUES": [queue for group in TASK_WORKER_GROUPS for queue in group],
     }
 }
+# Long-running manage.py commands (name and arguments) run_workers starts and
+# supervises next to the task workers.
+WORKER_COMMANDS = [["webhooks_dispatch"]]
+if MQTT_HOST:
+    WORKER_COMMANDS.append(["mqtt_sender"])  # integrations.mqtt: the outbox to the broker
 # A running job whose heartbeat (its progress reports) is older than this is
 # failed by the sweep: its worker died. The sweep runs this often in run_workers.
 JOB_HEARTBEAT_TIMEOUT_SECONDS = _env_int("LINESIGHT_JOB_HEARTBEAT_TIMEOUT_SECONDS", 300)
 JOB_SWEEP_INTERVAL_SECONDS = _env_int("LINESIGHT_JOB_SWEEP_INTERVAL_SECONDS", 60)
 # Jobs run_workers enqueues on their own, kind -> seconds between runs (0 = never),
 # the first one interval after it starts; never a second while one is queued or running.
+# Finished runs of the periodic kinds are deleted after this many days (the sweep does it).
+PERIODIC_JOB_KEEP_DAYS = _env_int("LINESIGHT_PERIODIC_JOB_KEEP_DAYS", 7)
 PERIODIC_JOBS = {
     "orphans_sweep": _env_int("LINESIGHT_ORPHAN_SWEEP_INTERVAL_SECONDS", 3600),
+    "retention": _env_int("LINESIGHT_RETENTION_INTERVAL_SECONDS", 3600),
     # Report rollups: recompute the station-days touched since the last run.
+    "rollups_refresh": _env_int("LINESIGHT_ROLLUP_INTERVAL_SECONDS", 30),
 }
 
 # --- Files ------------------------------------------------------------------
@@ -346,6 +399,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No badge fetched from validator.swagger.io.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # 400/401/403/404/415/503 as DRF and common.api answer them, on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "common.api.document_error_responses",
+    ],
 }
 
 # --- Spreadsheet import/export (django-import-export, master data in admin) ---
@@ -394,6 +452,18 @@ LINESIGHT = {
     # Report rollups: how far before its watermark a refresh (and a report) looks for
     # touched station-days; longer than any frame's or decision's transaction.
     "ROLLUP_OVERLAP_SECONDS": _env_int("LINESIGHT_ROLLUP_OVERLAP_SECONDS", 300),
+    # Reports count the station-days touched since the last refresh from the raw rows
+    # (current figures); off, they read only rollups and show their lag (large plants).
+    "REPORTS_CURRENT": _env_bool("LINESIGHT_REPORTS_CURRENT", True),
+    # Retention: rows per batch (one short transaction each) and a pause after each, so
+    # frames keep the CPU and the database. Storage: below this free
+    # space the dashboards warn; S3 has no free space of its own, so its capacity is set
+    # here (0: unknown, no days-left figure); a refused write is retried after so long.
+    "RETENTION_BATCH_SIZE": _env_int("LINESIGHT_RETENTION_BATCH_SIZE", 500),
+    "RETENTION_PAUSE_SECONDS": _env_float("LINESIGHT_RETENTION_PAUSE_SECONDS", 0.05),
+    "STORAGE_MIN_FREE_BYTES": _env_int("LINESIGHT_STORAGE_MIN_FREE_BYTES", 20 * 1024**3),
+    "STORAGE_CAPACITY_BYTES": _env_int("LINESIGHT_STORAGE_CAPACITY_BYTES", 0),
+    "STORAGE_RETRY_AFTER_SECONDS": _env_int("LINESIGHT_STORAGE_RETRY_AFTER_SECONDS", 60),
     # Datasets: one image, and an uploaded archive's entries and unpacked size
     "DATASET_MAX_IMAGE_BYTES": _env_int("LINESIGHT_DATASET_MAX_IMAGE_BYTES", 64 * 1024 * 1024),
     "DATASET_ARCHIVE_MAX_ENTRIES": _env_int("LINESIGHT_DATASET_ARCHIVE_MAX_ENTRIES", 200_000),
