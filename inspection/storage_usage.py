@@ -124,6 +124,10 @@ class PlantStorageStatus:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def measured(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.measured_at)
+
 
 def plant_storage_status(plant: Plant) -> PlantStorageStatus:
     """A plant's storage figures, and the storage's free space and days left at the rate of

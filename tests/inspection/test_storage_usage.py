@@ -1,6 +1,8 @@
 """Storage in use per plant, its growth and the days left: on the API, the plant overview,
 and a warning on the line dashboard when free space runs low."""
 
+import re
+
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -120,6 +122,7 @@ def test_the_plant_overview_shows_storage_and_the_line_warns_when_space_runs_low
 
     assert f"Storage · {built.line.plant.code}" in overview
     assert "2.0 KB in 1 file" in overview
+    assert re.search(r"Measured \d{4}-\d\d-\d\d \d\d:\d\d by the retention job", overview)
     assert "data-storage-warning" not in calm
     assert "Frame storage is nearly full" in low
 
