@@ -18,7 +18,7 @@ from common.jobs import job_enqueue, job_run, run_job
 from common.models import Job
 from inspection.models import Inspection
 from inspection.services import verification_record
-from reports import exports, selectors
+from reports import exports, rollups, selectors
 from reports.filters import report_filters
 from reports.jobs import export_file_name
 from tests import factories
@@ -295,6 +295,7 @@ def test_rows_past_the_sheet_limit_continue_on_a_new_sheet(known_plant, monkeypa
 def test_each_table_is_one_query(known_plant, django_assert_num_queries):
     filters = report_filters(RANGE)
     filters.time_zone  # noqa: B018 - resolved once, outside the counts below
+    rollups.report_sources(filters)  # where the figures come from: once per filters object
     selectors.date_index_pays(filters)  # asked once (one query on SQLite), outside the counts
     with django_assert_num_queries(1):
         selectors.totals(filters)
