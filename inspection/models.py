@@ -120,6 +120,12 @@ class Inspection(models.Model):
                 condition=Q(review_status="pending"),
                 name="inspection_pending_review",
             ),
+            # The daily cap of "least sure" reviews counts only these rows, not the day's frames.
+            models.Index(
+                fields=["station", "local_date"],
+                condition=Q(review_reason="low_margin"),
+                name="inspection_low_margin_day",
+            ),
         ]
 
     def __str__(self) -> str:
