@@ -84,7 +84,8 @@ def stored_files(media) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _fresh_line_facts():
-    """Workers keep products and shift calendars for a few seconds; tests start afresh."""
+    """Each worker keeps the line facts it built while their rows are unchanged; tests start
+    afresh anyway."""
     from inspection.selectors import forget_line_facts
 
     forget_line_facts()
