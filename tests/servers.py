@@ -40,6 +40,33 @@ def test_database_url() -> str:
     return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+# Housekeeping run_workers would enqueue on its own while a test runs (rollups every
+# 30 s): off in tests' workers, so none leaves rows behind for the tests after it.
+PERIODIC_JOBS_OFF = {
+    "LINESIGHT_ORPHAN_SWEEP_INTERVAL_SECONDS": "0",
+    "LINESIGHT_RETENTION_INTERVAL_SECONDS": "0",
+    "LINESIGHT_ROLLUP_INTERVAL_SECONDS": "0",
+}
+
+
+def worker_env(data_dir: Path, **settings_env: str) -> dict[str, str]:
+    """The environment of a ``run_workers`` a test starts on the test database.
+
+    Only what the test says: the shell's LINESIGHT_* variables are left out, the
+    periodic jobs are off unless ``settings_env`` turns one on.
+    """
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LINESIGHT_")}
+    return {
+        **inherited,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "LINESIGHT_SECRET_KEY": "worker-test-" + "k" * 50,
+        "LINESIGHT_DATA_DIR": str(data_dir),
+        "DATABASE_URL": test_database_url(),
+        **PERIODIC_JOBS_OFF,
+        **settings_env,
+    }
+
+
 @dataclass
 class Server:
     url: str

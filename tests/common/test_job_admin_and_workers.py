@@ -61,13 +61,7 @@ def _children_of(pid: int) -> list[str]:
 
 @pytest.mark.slow
 def test_run_workers_starts_one_worker_per_queue_group_and_stops_them(tmp_path, settings):
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LINESIGHT_")},
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LINESIGHT_SECRET_KEY": "worker-test-" + "k" * 50,
-        "LINESIGHT_DATA_DIR": str(tmp_path),
-        "DATABASE_URL": servers.test_database_url(),
-    }
+    env = servers.worker_env(tmp_path)
     supervisor = subprocess.Popen(
         [sys.executable, "manage.py", "run_workers", "--verbosity", "0"],
         cwd=servers.PROJECT_ROOT,

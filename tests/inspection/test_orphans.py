@@ -195,14 +195,8 @@ def test_run_workers_sweeps_orphans_periodically(tmp_path, _media_root):
     today = f"{timezone.now():%Y/%m/%d}"
     orphan = default_storage.save(f"frames/{today}/ST9/crashed.jpg", ContentFile(b"jpeg"))
     _age_file(_media_root, orphan)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LINESIGHT_")},
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LINESIGHT_SECRET_KEY": "worker-test-" + "k" * 50,
-        "LINESIGHT_DATA_DIR": str(tmp_path),  # its media folder is the test's
-        "DATABASE_URL": servers.test_database_url(),
-        "LINESIGHT_ORPHAN_SWEEP_INTERVAL_SECONDS": "1",
-    }
+    # Its media folder is the test's.
+    env = servers.worker_env(tmp_path, LINESIGHT_ORPHAN_SWEEP_INTERVAL_SECONDS="1")
     supervisor = subprocess.Popen(
         [sys.executable, "manage.py", "run_workers", "--verbosity", "0"],
         cwd=servers.PROJECT_ROOT,

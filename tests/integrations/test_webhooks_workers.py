@@ -25,15 +25,11 @@ from tests.registry import ready_version
 
 
 def _start_workers(tmp_path):
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LINESIGHT_")},
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "LINESIGHT_SECRET_KEY": "worker-test-" + "k" * 50,
-        "LINESIGHT_DATA_DIR": str(tmp_path),
-        "DATABASE_URL": servers.test_database_url(),
-        "LINESIGHT_WEBHOOKS_ALLOW_PRIVATE": "true",
-        "LINESIGHT_WEBHOOKS_POLL_SECONDS": "0.2",
-    }
+    env = servers.worker_env(
+        tmp_path,
+        LINESIGHT_WEBHOOKS_ALLOW_PRIVATE="true",
+        LINESIGHT_WEBHOOKS_POLL_SECONDS="0.2",
+    )
     return subprocess.Popen(
         [sys.executable, "manage.py", "run_workers", "--verbosity", "0"],
         cwd=servers.PROJECT_ROOT,
