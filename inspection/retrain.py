@@ -5,9 +5,8 @@ new snapshot is frozen (new frames split like the rest) and a training run start
 
 from common.jobs import job_progress, register_job_kind
 from common.models import Job
-from inspection.to_dataset import FrameFilter, _incoming, _Labels
-from masterdata.models import DefectType
-from models_registry.datasets.services import dataset_add_images, snapshot_create
+from inspection.to_dataset import FrameFilter, verified_frames_add
+from models_registry.datasets.services import snapshot_create
 from models_registry.training.models import RetrainPlan
 from models_registry.training.retrain import RETRAIN
 from models_registry.training.services import training_start
@@ -23,15 +22,8 @@ def run_retrain(job: Job) -> dict:
         pk=job.payload["plan"]
     )
     frames = FrameFilter(station=plan.station.code if plan.station_id else "")
-    labels = _Labels(dataset=plan.dataset, defect_types={d.pk: d for d in DefectType.objects.all()})
-    missing: list[dict] = []
     job_progress(job, 0.0, f"Adding verified frames ({frames.describe()})", force=True)
-    report = dataset_add_images(
-        dataset=plan.dataset,
-        images=_incoming(job, frames, labels, missing),
-        meanings=labels.meanings,
-        job=job,
-    )
+    report, missing = verified_frames_add(job=job, dataset=plan.dataset, frames=frames)
     job_progress(job, 0.95, "Making the snapshot", force=True)
     snapshot = snapshot_create(
         dataset=plan.dataset,

@@ -200,20 +200,30 @@ def _incoming(job: Job, frames: FrameFilter, labels: _Labels, missing: list) -> 
         )
 
 
-def run_from_inspections(job: Job) -> dict:
-    """The job: add the filtered verified frames (all or none), then make a snapshot."""
-    dataset = Dataset.objects.get(pk=job.target_id)
-    frames = FrameFilter(**job.payload)
-    cleanup_import(job)  # what an earlier attempt of this job left when its worker died
+def verified_frames_add(
+    *, job: Job, dataset: Dataset, frames: FrameFilter
+) -> tuple[dict, list[dict]]:
+    """Add the verified frames ``frames`` selects to ``dataset`` (all or none), the final
+    word as label; return the import's report and the frames whose image could not be read.
+    """
     labels = _Labels(dataset=dataset, defect_types={d.pk: d for d in DefectType.objects.all()})
     missing: list[dict] = []
-    job_progress(job, 0.0, "Reading verified frames", force=True)
     report = dataset_add_images(
         dataset=dataset,
         images=_incoming(job, frames, labels, missing),
         meanings=labels.meanings,
         job=job,
     )
+    return report, missing
+
+
+def run_from_inspections(job: Job) -> dict:
+    """The job: add the filtered verified frames (all or none), then make a snapshot."""
+    dataset = Dataset.objects.get(pk=job.target_id)
+    frames = FrameFilter(**job.payload)
+    cleanup_import(job)  # what an earlier attempt of this job left when its worker died
+    job_progress(job, 0.0, "Reading verified frames", force=True)
+    report, missing = verified_frames_add(job=job, dataset=dataset, frames=frames)
     report["skipped"] = missing + report["skipped"]
     report["skipped_count"] += len(missing)
     report["filters"] = frames.describe()
