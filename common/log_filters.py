@@ -16,3 +16,20 @@ class ForbiddenInOneLine(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class RefusalAsWarning(logging.Filter):
+    """Log a 503 answer as a WARNING, not an ERROR.
+
+    Every 503 this product gives is a deliberate refusal with ``Retry-After``
+    (database restarting, model not loaded yet, storage full, too many frames
+    in flight) that the device retries; the cause is logged once where it is
+    found. An ERROR per refused frame would page the plant's IT for each retry.
+    A 500 stays an ERROR with its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "django.request" and getattr(record, "status_code", None) == 503:
+            record.levelno = logging.WARNING
+            record.levelname = logging.getLevelName(logging.WARNING)
+        return True

@@ -493,12 +493,16 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     # A refused page is a person without the role, not a fault: one line, no traceback.
-    "filters": {"forbidden_in_one_line": {"()": "common.log_filters.ForbiddenInOneLine"}},
+    # A 503 is a refusal the device retries: a warning, not an error.
+    "filters": {
+        "forbidden_in_one_line": {"()": "common.log_filters.ForbiddenInOneLine"},
+        "refusal_as_warning": {"()": "common.log_filters.RefusalAsWarning"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["forbidden_in_one_line"],
+            "filters": ["forbidden_in_one_line", "refusal_as_warning"],
         }
     },
     "root": {"handlers": ["console"], "level": _env("LINESIGHT_LOG_LEVEL", "INFO")},
