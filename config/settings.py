@@ -246,6 +246,10 @@ WEBHOOKS_PAUSE_AFTER_FAILURES = _env_int("LINESIGHT_WEBHOOKS_PAUSE_AFTER_FAILURE
 WEBHOOKS_POLL_SECONDS = _env_float("LINESIGHT_WEBHOOKS_POLL_SECONDS", 0.2)
 # Delivered and failed deliveries stay in the log (admin, API) this long.
 WEBHOOKS_LOG_RETENTION_HOURS = _env_float("LINESIGHT_WEBHOOKS_LOG_RETENTION_HOURS", 72.0)
+# A delivery still pending after this long (its webhook paused or its receiver
+# down for days) is given up: failed, counted on the webhook, then pruned like the log.
+# 0 keeps pending deliveries until they go out, however many pile up.
+WEBHOOKS_PENDING_MAX_HOURS = _env_float("LINESIGHT_WEBHOOKS_PENDING_MAX_HOURS", 168.0)
 
 # --- Background tasks (validation, imports, evaluations, training, exports) --
 

@@ -68,6 +68,7 @@ class WebhookSubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "status",
         "paused_at",
         "consecutive_failures",
+        "expired_deliveries",
         "created_by",
         "created_at",
         "recent_deliveries",

@@ -56,11 +56,18 @@ class WebhookSerializer(serializers.ModelSerializer):
             "paused_at",
             "paused_reason",
             "consecutive_failures",
+            "expired_deliveries",
             "pending",
             "created_by",
             "created_at",
         ]
-        read_only_fields = ["paused_at", "paused_reason", "consecutive_failures", "created_at"]
+        read_only_fields = [
+            "paused_at",
+            "paused_reason",
+            "consecutive_failures",
+            "expired_deliveries",
+            "created_at",
+        ]
         extra_kwargs = {"url": {"validators": []}, "name": {"validators": []}}
 
     def get_status(self, subscription: WebhookSubscription) -> str:

@@ -75,6 +75,11 @@ class WebhookSubscription(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True, editable=False)
     paused_reason = models.CharField(max_length=500, blank=True, editable=False)
     consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    expired_deliveries = models.PositiveBigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Deliveries given up after WEBHOOKS_PENDING_MAX_HOURS pending (never sent).",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

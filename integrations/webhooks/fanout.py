@@ -6,14 +6,17 @@ matching subscription, marks the messages and enqueues a task for each chain
 that had nothing pending — all in one transaction, so a crash in between
 redoes the batch and the unique (subscription, message) pair keeps it from
 doubling.
-``housekeeping`` re-queues chains whose task was lost and prunes old logs.
+``housekeeping`` re-queues chains whose task was lost, gives up deliveries pending too
+long and prunes old logs.
 """
 
+import logging
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
@@ -27,6 +30,8 @@ from integrations.models import (
     WebhookSubscription,
 )
 from integrations.webhooks.delivery import QUEUE, enqueue_chain
+
+logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 # Only one fan-out works at a time (PostgreSQL advisory lock; SQLite has one writer).
@@ -158,6 +163,43 @@ def _delete_in_chunks(queryset) -> int:
     return deleted
 
 
+EXPIRED = "Expired: still pending after {hours:g} h (webhook paused or receiver down)."
+
+
+def expire_pending() -> int:
+    """Give up deliveries pending longer than ``WEBHOOKS_PENDING_MAX_HOURS``; count them on
+    their webhook. A delivery a task is sending now is left to that task.
+
+    Without a limit a webhook paused for a week would keep one row per frame of the
+    plant's week. The oldest go first, so a chain's order holds for what is left.
+    """
+    hours = settings.WEBHOOKS_PENDING_MAX_HOURS
+    if hours <= 0:
+        return 0
+    now = timezone.now()
+    stale = WebhookDelivery.objects.filter(
+        state=DeliveryState.PENDING, created_at__lt=now - timedelta(hours=hours)
+    ).exclude(claimed_until__gt=now)
+    expired = 0
+    while ids := list(stale.order_by("id").values_list("pk", flat=True)[:PRUNE_CHUNK]):
+        with transaction.atomic():
+            batch = WebhookDelivery.objects.filter(pk__in=ids, state=DeliveryState.PENDING)
+            per_subscription = Counter(batch.values_list("subscription_id", flat=True))
+            batch.update(state=DeliveryState.FAILED, last_error=EXPIRED.format(hours=hours))
+            for subscription_id, count in per_subscription.items():
+                WebhookSubscription.objects.filter(pk=subscription_id).update(
+                    expired_deliveries=F("expired_deliveries") + count
+                )
+                logger.warning(
+                    "Webhook %s: %d deliveries pending over %g h given up",
+                    subscription_id,
+                    count,
+                    hours,
+                )
+        expired += sum(per_subscription.values())
+    return expired
+
+
 def prune() -> int:
     """Delete finished deliveries older than the log's retention, and old task rows."""
     now = timezone.now()
@@ -178,4 +220,5 @@ def prune() -> int:
 
 def housekeeping() -> None:
     requeue_stalled()
+    expire_pending()
     prune()

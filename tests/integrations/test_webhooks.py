@@ -19,7 +19,7 @@ from django_tasks_db.models import DBTaskResult
 from common.outbox import DEPLOYMENT_CHANGED, INSPECTION_JUDGED, outbox_add
 from integrations.models import DeliveryState, WebhookDelivery, WebhookSubscription
 from integrations.webhooks.delivery import QUEUE
-from integrations.webhooks.fanout import fan_out, prune, requeue_stalled
+from integrations.webhooks.fanout import expire_pending, fan_out, prune, requeue_stalled
 from integrations.webhooks.services import subscription_create, subscription_resume
 from tests import factories
 from tests.integrations.receiver import Received, Receiver, Reply, verify_signature
@@ -376,6 +376,51 @@ def test_old_log_entries_and_task_rows_are_pruned_pending_ones_kept(db, fast_web
     assert list(WebhookDelivery.objects.values_list("state", flat=True)) == ["pending"]
     assert not DBTaskResult.objects.filter(status=TaskResultStatus.SUCCESSFUL).exists()
     assert DBTaskResult.objects.filter(status=TaskResultStatus.READY).exists()
+
+
+def test_deliveries_pending_too_long_are_given_up_counted_and_the_rest_resume_in_order(
+    db, api_client, fast_webhooks, receiver
+):
+    fast_webhooks.WEBHOOKS_PENDING_MAX_HOURS = 24
+    hook = subscribe(receiver.url)
+    WebhookSubscription.objects.filter(pk=hook.pk).update(
+        paused_at=timezone.now(), paused_reason="Paused after 10 failed deliveries in a row"
+    )
+    for number in (1, 2, 3):
+        frame_event(number)
+    fan_out()
+    first, second, third = WebhookDelivery.objects.order_by("id")
+    WebhookDelivery.objects.filter(pk__in=[first.pk, second.pk]).update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+
+    assert expire_pending() == 2
+    assert expire_pending() == 0
+
+    states = dict(WebhookDelivery.objects.values_list("pk", "state"))
+    assert states == {first.pk: "failed", second.pk: "failed", third.pk: "pending"}
+    first.refresh_from_db()
+    assert first.last_error.startswith("Expired: still pending after 24 h")
+    engineer = factories.engineer()
+    api_client.force_authenticate(engineer)
+    shown = api_client.get(f"/api/v1/webhooks/{hook.pk}/").json()
+    assert shown["expired_deliveries"] == 2
+    assert shown["pending"] == 1
+
+    subscription_resume(subscription=hook)
+    run_webhooks(lambda: len(receiver.accepted()) == 1)
+    assert serials(receiver.accepted()) == ["SN-3"]
+
+
+def test_no_pending_age_limit_keeps_every_delivery(db, fast_webhooks, receiver):
+    fast_webhooks.WEBHOOKS_PENDING_MAX_HOURS = 0
+    subscribe(receiver.url)
+    frame_event(1)
+    fan_out()
+    WebhookDelivery.objects.update(created_at=timezone.now() - timedelta(days=400))
+
+    assert expire_pending() == 0
+    assert list(WebhookDelivery.objects.values_list("state", flat=True)) == ["pending"]
 
 
 def test_admin_resumes_a_paused_webhook(db, client, fast_webhooks, receiver):
