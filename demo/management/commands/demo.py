@@ -44,7 +44,7 @@ class Command(BaseCommand):
             signal.signal(stop_signal, _stop_like_ctrl_c)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        self._mqtt_to_local_broker()
+        mqtt = self._mqtt_broker()
         frames_dir = Path(settings.LINESIGHT["DEMO_DIR"]) / "frames"
         seed = self._seed(frames_dir, options["model_zip"])
         url = f"http://{options['host']}:{options['port']}"
@@ -60,21 +60,26 @@ class Command(BaseCommand):
             self._wait_until_up(url, children[0])
             if not options["no_simulators"]:
                 children += _start_simulators(url, seed["stations"], frames_dir, options["rate"])
-            self._banner(url, seed, frames_dir)
+            self._banner(url, seed, frames_dir, mqtt)
             self._run(children, options["duration"])
         finally:
             self._stop(children)
 
-    def _mqtt_to_local_broker(self) -> None:
-        """Publish to a broker answering on 127.0.0.1:1883 unless MQTT is configured already.
+    @staticmethod
+    def _mqtt_broker() -> tuple[str, int] | None:
+        """The broker the demo publishes to: the configured one, else one answering on
+        127.0.0.1:1883 (None: no MQTT).
 
-        The environment carries it to the server and to run_workers, which starts the sender.
+        A local broker is handed to the server and to run_workers (which starts the
+        sender) through their environment; this process's settings stay as they are.
         """
-        if settings.MQTT_HOST or not broker_answers("127.0.0.1", 1883):
-            return
+        if settings.MQTT_HOST:
+            return settings.MQTT_HOST, settings.MQTT_PORT
+        if not broker_answers("127.0.0.1", 1883):
+            return None
         os.environ["LINESIGHT_MQTT_HOST"] = "127.0.0.1"
         os.environ["LINESIGHT_MQTT_PORT"] = "1883"
-        settings.MQTT_HOST, settings.MQTT_PORT = "127.0.0.1", 1883
+        return "127.0.0.1", 1883
 
     def _seed(self, frames_dir: Path, model_zip: Path | None) -> dict:
         """Load the demo plant, users and model (idempotent); returns what seed_demo printed."""
@@ -98,7 +103,7 @@ class Command(BaseCommand):
             time.sleep(0.3)
         raise CommandError(f"The server did not answer on {url} within two minutes.")
 
-    def _banner(self, url: str, seed: dict, frames_dir: Path) -> None:
+    def _banner(self, url: str, seed: dict, frames_dir: Path, mqtt: tuple[str, int] | None) -> None:
         write = self.stdout.write
         station = seed["stations"][0]
         write("")
@@ -119,12 +124,12 @@ class Command(BaseCommand):
                 f"    curl -H 'Authorization: Token {station['token']}' "
                 f"-F station={station['code']} -F image=@{sample} {url}/api/v1/inspections/"
             )
-        if settings.MQTT_HOST:
+        if mqtt is not None:
+            host, port = mqtt
             write("  Watch the MQTT events:")
-            port = f" -p {settings.MQTT_PORT}" if settings.MQTT_PORT != 1883 else ""
+            port_option = f" -p {port}" if port != 1883 else ""
             write(
-                f"    mosquitto_sub -h {settings.MQTT_HOST}{port} "
-                f"-t '{settings.MQTT_TOPIC_PREFIX}/#' -v"
+                f"    mosquitto_sub -h {host}{port_option} -t '{settings.MQTT_TOPIC_PREFIX}/#' -v"
             )
         write("Press Ctrl-C to stop.")
 
