@@ -17,6 +17,18 @@ On a PostgreSQL database of its own (``retention_bench``, dropped and created) i
    images removed per second, and the real files gone.
 
     .venv/bin/python benchmarks/retention.py --rows 1000000 --files 20000
+
+Over the 20M rows of ``benchmarks/reports_scale.py`` instead of generated ones:
+``--from-database linesight_scale_20m`` copies that database
+(``CREATE DATABASE retention_bench TEMPLATE linesight_scale_20m``; the source is
+left intact) and applies the policy ``--policy PASS,KEPT,ROWS`` (days) to its
+plant, posting frames to a station of a plant of its own meanwhile.
+``--seconds`` stops the run after that long (the counts so far are kept: each
+batch is counted as it commits). The copied rows name a file that is not on
+disk, so no real file is deleted there.
+
+    nice -n 10 .venv/bin/python benchmarks/retention.py --from-database linesight_scale_20m \
+        --policy 359,361,362
 """
 
 import argparse
@@ -42,9 +54,19 @@ ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 def setup_environment(args, data_dir: Path) -> None:
     import psycopg
 
+    if args.from_database == args.database:
+        raise SystemExit("--from-database must not be the benchmark's own database")
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {args.database}")
-        conn.execute(f"CREATE DATABASE {args.database}")
+        if args.from_database:
+            started = time.perf_counter()
+            conn.execute(
+                f"CREATE DATABASE {args.database} TEMPLATE {args.from_database} "
+                "STRATEGY FILE_COPY"  # a plain file copy: no WAL for the whole database
+            )
+            print(f"copied {args.from_database} in {time.perf_counter() - started:.0f} s")
+        else:
+            conn.execute(f"CREATE DATABASE {args.database}")
     os.environ.update(
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -272,14 +294,16 @@ def pct(values: list[float], q: float) -> float:
 # --- Driver ----------------------------------------------------------------------------
 
 
-def run_retention_while_posting(port: int, token: str, images: list[bytes]) -> dict:
+def run_retention_while_posting(
+    port: int, token: str, images: list[bytes], *, plants: list[str], seconds: float | None
+) -> dict:
+    """``manage.py retention`` in a child process while posting frames; stopped (SIGTERM)
+    after ``seconds`` if given."""
     started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "manage.py", "retention"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "manage.py", "retention"]
+    for code in plants:
+        command += ["--plant", code]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     during: list[float] = []
 
     def post() -> None:
@@ -287,12 +311,19 @@ def run_retention_while_posting(port: int, token: str, images: list[bytes]) -> d
 
     poster = threading.Thread(target=post)
     poster.start()
-    output, _ = child.communicate()
+    stopped = False
+    try:
+        output, _ = child.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        child.terminate()
+        output, _ = child.communicate()
+        stopped = True
     elapsed = time.perf_counter() - started
     poster.join()
-    if child.returncode:
+    if child.returncode and not stopped:
         raise SystemExit(f"retention failed: {output}")
-    return {"seconds": elapsed, "output": output.strip(), "during": during}
+    note = f"stopped after {seconds:.0f} s" if stopped else ""
+    return {"seconds": elapsed, "output": (output.strip() + " " + note).strip(), "during": during}
 
 
 def count_files(media: Path) -> int:
@@ -314,6 +345,17 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--database", default="retention_bench", help="dropped and created")
+    parser.add_argument(
+        "--from-database",
+        default=None,
+        help="copy this database (e.g. linesight_scale_20m) instead of generating rows",
+    )
+    parser.add_argument(
+        "--policy",
+        default="30,60,90",
+        help="days: pass images, other images, rows (applied to the copied plants too)",
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="stop the run after this")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="linesight-retention-"))
@@ -327,20 +369,37 @@ def main() -> None:
 
     from inspection.models import Inspection, RetentionDay, RetentionPolicy
     from masterdata.models import Line, Plant
+    from models_registry.models import Deployment
     from tests.images import GREEN, RED, frame_bytes
 
+    pass_days, kept_days, rows_days = (int(days) for days in args.policy.split(","))
+    copied = list(Plant.objects.values_list("code", flat=True)) if args.from_database else []
     plant = Plant.objects.create(code="RBENCH", name="Retention bench", time_zone="UTC")
     line = Line.objects.create(code="RL1", plant=plant)
     _, deployment, token = register_station(line, data_dir)
-    RetentionPolicy.objects.create(
-        plant=plant, pass_images_days=30, kept_images_days=60, rows_days=90
-    )
+    policy = {
+        "pass_images_days": pass_days,
+        "kept_images_days": kept_days,
+        "rows_days": rows_days,
+    }
+    RetentionPolicy.objects.create(plant=plant, **policy)
     media = data_dir / "media"
-    seconds = generate(args, deployment, media)
-    print(
-        f"data: {args.rows:,} rows over {args.days} days by COPY in {seconds:.0f} s "
-        f"({args.rows / seconds:,.0f} rows/s), {args.files:,} real files"
-    )
+    if args.from_database:
+        # The frames posted meanwhile go to RBENCH; retention works on the copied plants.
+        for code in copied:
+            RetentionPolicy.objects.update_or_create(
+                plant=Plant.objects.get(code=code), defaults=policy
+            )
+        # Their stations run made-up model versions: no server should load them.
+        Deployment.objects.exclude(station__line__plant=plant).update(is_active=False)
+        args.rows = Inspection.objects.count()
+        print(f"data: {args.rows:,} rows copied from {args.from_database}")
+    else:
+        seconds = generate(args, deployment, media)
+        print(
+            f"data: {args.rows:,} rows over {args.days} days by COPY in {seconds:.0f} s "
+            f"({args.rows / seconds:,.0f} rows/s), {args.files:,} real files"
+        )
     with_image = Inspection.objects.exclude(image="").count()
     files_before = count_files(media)
     connection.close()
@@ -351,14 +410,23 @@ def main() -> None:
         wait_healthy(args.port)
         post_frames(args.port, token, images, lambda i: i >= 30)  # warm-up
         baseline = post_frames(args.port, token, images, lambda i: i >= args.frames)
-        result = run_retention_while_posting(args.port, token, images)
+        result = run_retention_while_posting(
+            args.port, token, images, plants=copied or ["RBENCH"], seconds=args.seconds
+        )
         # The machine is shared: a second baseline after the run shows how noisy it is.
         after = post_frames(args.port, token, images, lambda i: i >= args.frames)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
 
-    day = RetentionDay.objects.get(plant=plant)
+    from django.db.models import Sum
+
+    day = RetentionDay.objects.filter(plant__code__in=copied or ["RBENCH"]).aggregate(
+        images_deleted=Sum("images_deleted"), rows_deleted=Sum("rows_deleted")
+    )
+    day = argparse.Namespace(
+        images_deleted=day["images_deleted"] or 0, rows_deleted=day["rows_deleted"] or 0
+    )
     files_removed = files_before - count_files(media)
     elapsed = result["seconds"]
     print(f"\n{result['output']}")

@@ -53,7 +53,7 @@ class RollupKey(models.Model):
         return f"{self.local_date} station #{self.station_id}"
 
 
-class VolumeRollup(RollupKey):
+class VolumeCounts(RollupKey):
     """Volume and quality counts (``reports.figures.VOLUME_CONDITIONS``): summary, trend,
     tables by day, shift, line, station and product."""
 
@@ -68,13 +68,10 @@ class VolumeRollup(RollupKey):
     first_pass_good = models.PositiveIntegerField()
 
     class Meta:
-        indexes = [
-            models.Index(fields=["local_date", "station"], name="reports_vol_date_station"),
-            models.Index(fields=["station", "local_date"], name="reports_vol_station_date"),
-        ]
+        abstract = True
 
 
-class DefectRollup(RollupKey):
+class DefectCounts(RollupKey):
     """The Pareto: defective frames decided or awaiting review, by final defect type."""
 
     final_defect_type = models.ForeignKey(
@@ -85,13 +82,10 @@ class DefectRollup(RollupKey):
     awaiting_review = models.PositiveIntegerField()
 
     class Meta:
-        indexes = [
-            models.Index(fields=["local_date", "station"], name="reports_def_date_station"),
-            models.Index(fields=["station", "local_date"], name="reports_def_station_date"),
-        ]
+        abstract = True
 
 
-class CallRollup(RollupKey):
+class CallCounts(RollupKey):
     """Model against inspectors: frames by the model's call and the final one."""
 
     defect_type = models.ForeignKey(
@@ -106,9 +100,74 @@ class CallRollup(RollupKey):
     sampled_verified = models.PositiveIntegerField()
 
     class Meta:
+        abstract = True
+
+
+class VolumeRollup(VolumeCounts):
+    """Volume counts by station-day (every day)."""
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["local_date", "station"], name="reports_vol_date_station"),
+            models.Index(fields=["station", "local_date"], name="reports_vol_station_date"),
+        ]
+
+
+class DefectRollup(DefectCounts):
+    """Pareto counts by station-day (every day)."""
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["local_date", "station"], name="reports_def_date_station"),
+            models.Index(fields=["station", "local_date"], name="reports_def_station_date"),
+        ]
+
+
+class CallRollup(CallCounts):
+    """Call counts by station-day (every day)."""
+
+    class Meta:
         indexes = [
             models.Index(fields=["local_date", "station"], name="reports_call_date_station"),
             models.Index(fields=["station", "local_date"], name="reports_call_station_date"),
+        ]
+
+
+class HourlyRollupKey(models.Model):
+    """The capture hour (UTC, truncated) of an hourly rollup row: the recent days are also
+    kept by station-hour, so a report reads the raw rows of the touched hours only,
+    not of whole station-days (see :mod:`reports.rollups`)."""
+
+    hour = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class HourlyVolumeRollup(VolumeCounts, HourlyRollupKey):
+    """Volume counts by station-hour, for the recent days (``RollupState.hourly_from``)."""
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["local_date", "station", "hour"], name="reports_hvol_day_hour"),
+        ]
+
+
+class HourlyDefectRollup(DefectCounts, HourlyRollupKey):
+    """Pareto counts by station-hour, for the recent days."""
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["local_date", "station", "hour"], name="reports_hdef_day_hour"),
+        ]
+
+
+class HourlyCallRollup(CallCounts, HourlyRollupKey):
+    """Call counts by station-hour, for the recent days."""
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["local_date", "station", "hour"], name="reports_hcall_day_hour"),
         ]
 
 
@@ -118,6 +177,8 @@ class RollupState(models.Model):
 
     name = models.CharField(max_length=50, unique=True)
     rolled_up_to = models.DateTimeField(null=True, blank=True)
+    # Capture days from this one on are also kept by station-hour (None: none yet).
+    hourly_from = models.DateField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -1,10 +1,10 @@
 """Report tables: every count is made by the database, one aggregate query per table and source.
 
 Inspection figures are summed from the rollups (``reports.models.VolumeRollup``,
-``DefectRollup``, ``CallRollup``) plus, for the station-days touched since the
-rollups' watermark, counted from the raw inspections
-(:func:`reports.rollups.report_sources` decides which): the two parts are added
-per group in :func:`_counts`. The inspectors table and
+``DefectRollup``, ``CallRollup``) plus, for what was touched since the
+rollups' watermark, the hourly rollups of the untouched hours and the raw
+inspections of the touched ones (:func:`reports.rollups.split` decides which):
+the parts are added per group in :func:`_counts`. The inspectors table and
 the row exports still read the raw rows (see :func:`inspectors`).
 (Volume tables then read the names of their few groups from master data.)
 Each function takes validated :class:`~reports.filters.ReportFilters` and
@@ -40,7 +40,7 @@ from common.models import Job, JobState
 from inspection.choices import Decision
 from inspection.models import Inspection, Verification
 from masterdata.choices import SEVERITY_RANK
-from masterdata.models import Line, Product, Shift, Station
+from masterdata.models import DefectType, Line, Product, Shift, Station
 from models_registry.evaluation.models import Evaluation
 from models_registry.models import version_label
 from reports import figures, rollups
@@ -145,9 +145,10 @@ def _counts(
 ) -> list[dict]:
     """Inspections of the selection counted per ``group``, for each measure.
 
-    One aggregate query over ``table`` and one over the raw rows of the
-    station-days it does not hold yet (the same rows it would hold:
-    ``table.where``); the counts of a group are added. ``where`` is a condition
+    One aggregate query over ``table``'s daily rollups, one over its hourly
+    rollups of the touched recent station-days, and one over the raw rows it
+    does not hold yet (the same rows it would hold: ``table.where``), as
+    :func:`reports.rollups.split` says; the counts of a group are added. ``where`` is a condition
     on the table's key. Rows are unordered; with no ``group``, one row of totals.
     """
     sources = rollups.report_sources(filters)
@@ -156,13 +157,9 @@ def _counts(
     raw = Inspection.objects.filter(filters.inspection_q(date_index=date_index)).filter(where)
     if table.where is not None:
         raw = raw.filter(table.where)
-    rolled, raw = rollups.split(
-        sources, table.model.objects.filter(filters.inspection_q()).filter(where), raw
-    )
+    parts = rollups.split(sources, table, filters.inspection_q() & where, raw)
     merged: dict[tuple, dict] = {}
-    for queryset, rolled_up in ((rolled, True), (raw, False)):
-        if queryset is None:
-            continue
+    for queryset, rolled_up in parts:
         aggregates = _aggregates(table, measures, rolled_up)
         if group:
             rows = queryset.values(*group).annotate(**aggregates).order_by()
@@ -294,9 +291,19 @@ def pareto(filters: ReportFilters) -> list[dict]:
     rows = _counts(
         filters,
         rollups.DEFECTS,
-        ("final_defect_type__code", "final_defect_type__name", "final_defect_type__severity"),
+        ("final_defect_type",),  # the id: no join per rollup row; the few names after
         {"confirmed": ("confirmed", None), "awaiting_review": ("awaiting_review", None)},
     )
+    names = {
+        defect["pk"]: defect
+        for defect in DefectType.objects.filter(
+            pk__in={row["final_defect_type"] for row in rows}
+        ).values("pk", "code", "name", "severity")
+    }
+    for row in rows:
+        defect = names.get(row.pop("final_defect_type"), {})
+        for field in ("code", "name", "severity"):
+            row[f"final_defect_type__{field}"] = defect.get(field)
     rows.sort(key=_pareto_order)
     total = sum(row["confirmed"] for row in rows)
     table, cumulative = [], 0

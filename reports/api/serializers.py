@@ -37,6 +37,11 @@ class RollupStatusSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Station-days touched since then, counted from the raw frames instead.",
     )
+    raw_station_hours = serializers.IntegerField(
+        allow_null=True,
+        help_text="Of those, the station-hours of the last days kept by hour: only their "
+        "raw frames are read (the day's other hours come from hourly rollups).",
+    )
     raw_only = serializers.BooleanField(
         help_text="Every figure was counted from the raw frames (no rollups yet, or far behind)."
     )

@@ -304,7 +304,7 @@ def test_each_table_is_one_query(known_plant, django_assert_num_queries):
     for by in ("shift", "line", "station", "product"):
         with django_assert_num_queries(2):  # the counts + the names of the groups
             selectors.volume(filters, by=by)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):  # the counts + the names of the defect types
         selectors.pareto(filters)
     with django_assert_num_queries(2):  # per-version counts + the confusion cells
         versions = selectors.model_versions(filters)

@@ -1,7 +1,8 @@
 """Reports read rollups, and every figure equals the raw query's.
 
 A random plant in Europe/Paris over five days around the spring DST change,
-frames near local midnight and in the skipped hour, several stations, products,
+frames near local midnight, in the skipped hour and around whole hours (the
+last three days are also kept by station-hour), several stations, products,
 shifts and model versions, decisions, corrections, late decisions after the
 rollups ran and superseding decisions (undo). Each report is computed from the
 rollups (plus the raw tail) and from the raw rows alone
@@ -70,6 +71,9 @@ def _capture_time(rng: random.Random) -> dt.datetime:
     elif kind < 0.55:  # around the changed hour, in wall-clock terms
         local = dt.datetime.combine(day, dt.time(1, 30), tzinfo=PARIS)
         local += dt.timedelta(minutes=rng.randint(0, 120))
+    elif kind < 0.7:  # around a whole hour (the edge of an hourly bucket)
+        local = dt.datetime.combine(day, dt.time(rng.randrange(24)), tzinfo=PARIS)
+        local += dt.timedelta(seconds=rng.randint(-90, 90))
     else:
         local = dt.datetime.combine(day, dt.time(0), tzinfo=PARIS)
         local += dt.timedelta(seconds=rng.randrange(86400))
@@ -212,10 +216,12 @@ def test_every_report_from_rollups_equals_the_raw_query(no_overlap):
     assert_rollups_match_raw()
 
     # After the refresh, late decisions on a few old frames (undo, colleagues): the
-    # reports read their buckets from the raw rows until the next refresh.
+    # reports read their buckets from the raw rows until the next refresh, by hour
+    # in the last three days, by station-day before.
+    assert state.hourly_from == DAYS[2]
     decide_some(world, rng, frames[:40], 0.5)
     state = sources()
-    assert state.tail and not state.raw_only
+    assert state.tail_hours and state.tail_days and not state.raw_only
     assert_rollups_match_raw(FILTER_CASES[:4])
     rollups.rollups_refresh()
     assert not sources().tail
@@ -229,6 +235,114 @@ def test_every_report_from_rollups_equals_the_raw_query(no_overlap):
     rollups.rollups_refresh()
     assert not sources().tail
     assert_rollups_match_raw()
+
+
+def _hour(frame: Inspection) -> dt.datetime:
+    return frame.captured_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@pytest.mark.django_db
+def test_a_late_decision_in_a_recent_day_reads_only_its_hour_raw(no_overlap):
+    world, rng = build_world(), random.Random(11)
+    frames = make_frames(world, rng, 300)
+    rollups.rollups_refresh()
+    recent = [f for f in frames if f.local_date >= DAYS[2] and f.review_status == "pending"]
+    old = next(f for f in frames if f.local_date in DAYS[:2] and f.review_status == "pending")
+    # a frame of the DST day if there is one pending
+    frame = next((f for f in recent if f.local_date == DAYS[2]), recent[0])
+    inspector = world["inspectors"][0]
+
+    verification_record(inspection=frame, inspector=inspector, decision="reject")
+    state = sources()
+    hour_rows = Inspection.objects.filter(
+        station=frame.station,
+        captured_at__gte=_hour(frame),
+        captured_at__lt=_hour(frame) + dt.timedelta(hours=1),
+    ).count()
+
+    assert state.tail_hours == {(frame.local_date, frame.station_id, _hour(frame))}
+    assert not state.tail_days
+    assert (
+        0
+        < hour_rows
+        < Inspection.objects.filter(station=frame.station, local_date=frame.local_date).count()
+    )
+    assert selectors.rollup_status(report_filters(RANGE))["raw_station_hours"] == 1
+    assert_rollups_match_raw()
+
+    # A decision on a frame older than the hourly window: its whole station-day is read raw.
+    verification_record(inspection=old, inspector=inspector, decision="confirm")
+    state = sources()
+    assert state.tail_days == {(old.local_date, old.station_id)}
+    assert_rollups_match_raw()
+    rollups.rollups_refresh()
+    assert not sources().tail
+    assert_rollups_match_raw()
+
+
+@pytest.mark.django_db
+def test_hourly_rollups_add_up_to_the_daily_ones(no_overlap):
+    from django.db.models import Sum
+
+    from reports.models import HourlyCallRollup, HourlyVolumeRollup
+
+    world, rng = build_world(), random.Random(12)
+    frames = make_frames(world, rng, 300)
+    decide_some(world, rng, frames, 0.3)
+    rollups.rollups_refresh()
+
+    for day in DAYS:
+        daily = VolumeRollup.objects.filter(local_date=day).aggregate(n=Sum("frames"))["n"]
+        hourly = HourlyVolumeRollup.objects.filter(local_date=day).aggregate(n=Sum("frames"))
+        raw = Inspection.objects.filter(local_date=day).count()
+        assert daily == raw
+        assert hourly["n"] == (raw if day >= DAYS[2] else None), day
+    # The DST day has 23 hours; an hour's rows are the frames captured in that UTC hour.
+    dst_hours = set(
+        HourlyCallRollup.objects.filter(local_date=DAYS[2]).values_list("hour", flat=True)
+    )
+    assert len(dst_hours) <= 23
+    for hour in dst_hours:
+        assert (
+            HourlyCallRollup.objects.filter(local_date=DAYS[2], hour=hour).aggregate(
+                n=Sum("frames")
+            )["n"]
+            == Inspection.objects.filter(
+                local_date=DAYS[2],
+                captured_at__gte=hour,
+                captured_at__lt=hour + dt.timedelta(hours=1),
+            ).count()
+        )
+
+
+@pytest.mark.django_db
+def test_the_hourly_window_follows_the_newest_day(no_overlap):
+    from reports.models import HourlyVolumeRollup
+
+    world, rng = build_world(), random.Random(13)
+    frames = make_frames(world, rng, 200)
+    rollups.rollups_refresh()
+    assert sources().hourly_from == DAYS[2]
+
+    # Two days later the line writes again: the window moves on, the days that left it
+    # are read from the daily rollups; their hourly rows go at the next move.
+    later = [dt.date(2026, 4, 2), dt.date(2026, 4, 3)]
+    for day in later:
+        new = make_frames(world, random.Random(day.day), 30)
+        Inspection.objects.filter(pk__in=[f.pk for f in new]).update(
+            local_date=day, captured_at=dt.datetime.combine(day, dt.time(10), tzinfo=dt.UTC)
+        )
+        rollups.rollups_refresh()
+    decide_some(world, rng, frames[:30], 0.5)  # late decisions on days outside the window
+
+    assert sources().hourly_from == later[-1] - dt.timedelta(days=2)
+    assert not HourlyVolumeRollup.objects.filter(local_date__lt=DAYS[3]).exists()
+    assert sources().tail_days and not sources().tail_hours
+    assert_rollups_match_raw([{}, {"station": "RS1"}])
+    rollups.rollups_refresh()
+    every = every_figure({"from": "2026-03-27", "to": "2026-04-03"})
+    with rollups.raw_rows_only():
+        assert every == every_figure({"from": "2026-03-27", "to": "2026-04-03"})
 
 
 @pytest.mark.django_db
@@ -316,6 +430,13 @@ def test_page_and_api_say_how_current_the_rollups_are(no_overlap, client, api_cl
     assert f"Figures up to {local}" in page_after.content.decode()
     assert api_after["rollups"]["raw_only"] is False
     assert api_after["rollups"]["lag_seconds"] < 60
+    assert (
+        api_after["rollups"]["raw_station_days"],
+        api_after["rollups"]["raw_station_hours"],
+    ) == (
+        0,
+        0,
+    )
     assert api_after["totals"]["frames"] == frames_in_range()
 
 
