@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 HOST ?= 127.0.0.1
 PORT ?= 8000
-WORKERS ?= 2
+# One worker process per core, each with LINESIGHT_INFERENCE_THREADS (1) inference threads.
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: venv demo test lint format serve worker clean-demo help

@@ -12,8 +12,16 @@ minus the named steps: the ASGI handler, middleware, and the hops between
 the event loop and the view's thread (on a busy machine, each hop waits for
 the scheduler).
 
+With ``--lean`` the frames go through ``config.asgi.application`` instead
+(the ASGI router, where a device's frame takes the lean route of
+``inspection.api.frames_asgi``), and Django's ASGI handler
+(``config.asgi.django_asgi_app``, called the same way: a thread per request,
+the request signals closing connections as in a server) is measured in the
+same run, in alternating blocks, for the comparison. A frame's time is until its
+answer's last byte was handed to the server (events go out after that).
+
     .venv/bin/python benchmarks/frame_profile.py [--database sqlite|postgres]
-        [--model demo|mobilenetv2] [--frames 300] [--compare] [--cprofile 25]
+        [--model demo|mobilenetv2] [--frames 300] [--compare] [--cprofile 25] [--lean]
 """
 
 import argparse
@@ -56,9 +64,10 @@ STEPS = [
     ("build row", "inspection.services", "_inspection_row"),
     ("INSERT", "django.db.models.Model", "save_base"),
     ("event publish", "inspection.events", "inspection_created"),
-    ("response body", "inspection.api.views", "inspection_representation"),
+    ("response body", "inspection.api.frames", "inspection_representation"),
     ("JSON render", "rest_framework.renderers.JSONRenderer", "render"),
     ("rest of the view", "inspection.api.views.InspectionListCreateView", "dispatch"),
+    ("rest of the lean route (sync)", "inspection.api.frames_asgi", "_answer"),
 ]
 
 
@@ -142,6 +151,58 @@ def prepare(args) -> tuple:
     return data_dir, version, token, images
 
 
+class RouterClient:
+    """Posts through an ASGI app of ``config.asgi`` as uvicorn would hand it a request:
+    ``application`` (the router, so the lean route) or ``django_asgi_app`` (Django's
+    handler), with Django's request signals connected as in a server."""
+
+    def __init__(self, name: str = "application"):
+        import config.asgi
+
+        self.app = getattr(config.asgi, name)
+
+    async def post(self, path: str, data: dict, headers: dict):
+        from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+
+        body = encode_multipart(BOUNDARY, data)
+        raw = {"content-type": MULTIPART_CONTENT, "content-length": str(len(body))}
+        raw |= {"host": "testserver", **{k.lower(): v for k, v in headers.items()}}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(k.encode(), v.encode()) for k, v in raw.items()],
+            "client": ("127.0.0.1", 0),
+            "server": ("testserver", 80),
+        }
+        given = False
+        answer = {"status": 0, "content": b"", "answered": 0.0}
+
+        async def receive():
+            nonlocal given
+            if not given:
+                given = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                answer["content"] += message.get("body", b"")
+                if not message.get("more_body"):
+                    answer["answered"] = time.perf_counter()
+
+        await self.app(scope, receive, send)
+        return type("Answer", (), {"status_code": answer["status"], **answer})
+
+
 def post_frames(client, token: str, images: list[bytes], count: int, spans=None) -> list[float]:
     """Post ``count`` frames through the ASGI handler, one after the other; their times."""
     from django.core.files.uploadedfile import SimpleUploadedFile
@@ -158,7 +219,8 @@ def post_frames(client, token: str, images: list[bytes], count: int, spans=None)
                 {"station": "P-1", "image": upload},
                 headers={"Authorization": f"Token {token}"},
             )
-            totals.append((time.perf_counter() - started) * 1000)
+            answered = getattr(response, "answered", 0.0) or time.perf_counter()
+            totals.append((answered - started) * 1000)
             if response.status_code != 201:
                 raise SystemExit(f"{response.status_code}: {response.content[:300]!r}")
             if spans is not None:
@@ -178,6 +240,8 @@ def print_table(title: str, frames: list[dict], totals: list[float]) -> None:
         print(f"  {name:30}{median:9.3f}")
     total = statistics.median(totals)
     print(f"  {'everything else (ASGI, hops)':30}{total - named:9.3f}")
+    # (the lean route's sync part is one step of its own; its "everything else" is the
+    # body read, the one thread hop and the send)
     print(f"  {'total (in-process request)':30}{total:9.3f}")
 
 
@@ -231,6 +295,20 @@ def compare_with_earlier(client, token: str, images: list[bytes], frames: int) -
     )
 
 
+def compare_paths(lean, django, token: str, images: list[bytes], frames: int) -> None:
+    """Request p50 through the lean route and through Django's handler, alternating blocks."""
+    post_frames(django, token, images, 30)
+    times: dict[str, list[float]] = {"django": [], "lean": []}
+    for _ in range(4):
+        for name, client in (("django", django), ("lean", lean)):
+            times[name] += post_frames(client, token, images, frames // 4)
+    p50 = {name: statistics.median(values) for name, values in times.items()}
+    print(
+        f"request p50, alternating blocks: Django's handler {p50['django']:.3f} ms, "
+        f"lean route {p50['lean']:.3f} ms ({p50['lean'] - p50['django']:+.3f} ms)"
+    )
+
+
 def print_cprofile(client, token: str, images: list[bytes], args) -> None:
     """cProfile of the view, in the thread that runs it (the ASGI handler's sync thread)."""
     import cProfile
@@ -272,12 +350,19 @@ def main() -> None:
         "--compare", action="store_true", help="also time the earlier token/line-facts lookups"
     )
     parser.add_argument("--cprofile", type=int, default=0, help="also print the top N functions")
+    parser.add_argument(
+        "--lean",
+        action="store_true",
+        help="post through config.asgi (the lean frame route); Django's path measured beside it",
+    )
     args = parser.parse_args()
     data_dir, version, token, images = prepare(args)
     from django.test import AsyncClient
 
-    client = AsyncClient()
+    client = RouterClient() if args.lean else AsyncClient()
     post_frames(client, token, images, 30)  # warm: model, caches, connections
+    if args.lean:
+        compare_paths(client, RouterClient("django_asgi_app"), token, images, args.frames)
     plain = post_frames(client, token, images, args.frames)
     if args.compare:
         compare_with_earlier(client, token, images, args.frames)

@@ -325,7 +325,7 @@ def report_side_by_side(name: str, version, rounds: list[dict], concurrency: int
     print(f"  bare TFLite call (1 thread)  p50 {bare:7.2f} ms   decode+preprocess {decode:.2f} ms")
     print(f"  machine limit                {limit:7.0f} frames/s  (cores x 1000 / (bare + decode))")
     print(f"  {'':24}{'p50':>8}{'p95':>8}{'p99':>8}{'fps':>8}{'client CPU':>12}{'errors':>8}")
-    for who in ("peer", "product"):
+    for who in ("peer", "product", "product via Django"):
         if who not in rounds[0]:
             continue
         print(
@@ -345,6 +345,13 @@ def report_side_by_side(name: str, version, rounds: list[dict], concurrency: int
             f"fps/peer {product['fps'] / med('peer', 'fps'):.2f}x (>= 1.3)",
         ]
     print("  product: " + "; ".join(ratios))
+    if "product via Django" in rounds[0]:
+        django = {key: med("product via Django", key) for key in ("p50", "fps")}
+        print(
+            f"  lean route vs Django's path: p50 {product['p50']:.2f} vs {django['p50']:.2f} ms "
+            f"({product['p50'] / django['p50']:.2f}x), fps {product['fps']:.1f} vs "
+            f"{django['fps']:.1f} ({product['fps'] / django['fps']:.2f}x)"
+        )
     print(f"  product's own latency_ms p50 {med('product', 'server_p50'):.2f} ms (inside the view)")
     errors = [r[w]["first_error"] for r in rounds for w in r if r[w].get("first_error")]
     if errors:
@@ -433,6 +440,8 @@ def side_by_side(args, models: dict, images: list[str], port: int, peers: dict) 
                 }
             }
             targets = {"product": port}
+            if args.compare_django:
+                targets["product via Django"] = port + 10
             if name in peers:
                 targets = {"peer": peers[name][0], **targets}
             for who, target in targets.items():
@@ -450,6 +459,30 @@ def side_by_side(args, models: dict, images: list[str], port: int, peers: dict) 
                 figures[who] = run_clients(spec)
             rounds.append(figures)
         report_side_by_side(name, version, rounds, args.concurrency)
+
+
+def start_server(app: str, port: int, workers: int) -> subprocess.Popen:
+    """uvicorn with ``workers`` processes serving ``app``, as in production."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ,
+        start_new_session=True,
+    )
 
 
 def main() -> None:
@@ -470,6 +503,12 @@ def main() -> None:
     parser.add_argument("--bench-database", default="linesight_bench", help="dropped and created")
     parser.add_argument("--rounds", type=int, default=3, help="figures are medians of rounds")
     parser.add_argument("--no-peer", action="store_true", help="skip the minimal peer")
+    parser.add_argument(
+        "--compare-django",
+        action="store_true",
+        help="also serve every request through Django (no lean frame route) on port + 10, "
+        "and measure it beside the product",
+    )
     parser.add_argument("--profile-seconds", type=float, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -515,30 +554,18 @@ def main() -> None:
             peers[name] = (peer_port, start_peer(version, peer_port, data_dir))
 
     port = args.port
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=os.environ,
-        start_new_session=True,
-    )
+    server = start_server("config.asgi:application", port, args.workers)
+    servers = [server]
+    if args.compare_django:
+        servers.append(
+            start_server("benchmarks.asgi_django_only:application", port + 10, args.workers)
+        )
     try:
         for peer_port, _ in peers.values():
             wait_healthy(peer_port)
         wait_healthy(port)
+        if args.compare_django:
+            wait_healthy(port + 10)
         time.sleep(2)  # let every worker finish warming its models
         if args.profile_seconds:
             profile_workers(server.pid, args.profile_seconds)
@@ -578,8 +605,9 @@ def main() -> None:
         for _, peer in peers.values():
             peer.terminate()
             peer.wait(timeout=30)
-        server.terminate()
-        server.wait(timeout=30)
+        for started in servers:
+            started.terminate()
+            started.wait(timeout=30)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -16,6 +16,9 @@ Events (``type``):
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -40,13 +43,44 @@ def line_group(line_code: str) -> str:
     return f"line.{line_code}"
 
 
+# Set by the lean frame route (``inspection.api.frames_asgi``) while it judges a frame:
+# the events of that request wait here and are sent after its answer went out.
+_after_response: ContextVar[list[Callable[[], Awaitable[None]]] | None] = ContextVar(
+    "linesight_events_after_response", default=None
+)
+
+
+@contextmanager
+def sent_after_response() -> Iterator[list[Callable[[], Awaitable[None]]]]:
+    """Events sent while this is active are collected, for ``send_pending`` after the answer.
+
+    For an async caller that runs the request's sync work in a thread (the
+    context is copied there): the device's answer never waits on the channel
+    layer. Only after commit, as ever: the events are still scheduled by
+    ``transaction.on_commit``.
+    """
+    pending: list[Callable[[], Awaitable[None]]] = []
+    token = _after_response.set(pending)
+    try:
+        yield pending
+    finally:
+        _after_response.reset(token)
+
+
+async def send_pending(pending: list[Callable[[], Awaitable[None]]]) -> None:
+    """Send the events collected by ``sent_after_response``, on the caller's event loop."""
+    for send in pending:
+        await send()
+
+
 def _send(groups: str | list[str], event: dict) -> None:
     """Send ``event`` to one group or several, in a single hop to the event loop.
 
     Best effort: the row is committed, so a channel layer that is down (Redis
     restarting, connection lost, timeout) costs this live event only, never
     the answer to the request that wrote the row. Dashboards catch up on
-    reconnect. One warning line per lost event, no traceback.
+    reconnect. One warning line per lost event, no traceback. Inside the lean
+    frame route the event is handed to that route, which sends it after the answer.
     """
     layer = get_channel_layer()
     if layer is None:
@@ -58,17 +92,28 @@ def _send(groups: str | list[str], event: dict) -> None:
             await layer.group_send(group, stamped)
 
     async def send_all() -> None:
-        await asyncio.wait_for(send_each(), SEND_TIMEOUT_SECONDS)
+        try:
+            await asyncio.wait_for(send_each(), SEND_TIMEOUT_SECONDS)
+        except Exception as exc:  # any layer failure: the event is best effort
+            _lost(event, exc)
 
+    pending = _after_response.get()
+    if pending is not None:
+        pending.append(send_all)
+        return
     try:
         async_to_sync(send_all)()
-    except Exception as exc:  # any layer failure: the event is best effort
-        logger.warning(
-            "Live event %s not sent (channel layer unavailable: %s: %s)",
-            event.get("type"),
-            type(exc).__name__,
-            exc,
-        )
+    except Exception as exc:  # no way to the event loop (e.g. called from inside one)
+        _lost(event, exc)
+
+
+def _lost(event: dict, exc: Exception) -> None:
+    logger.warning(
+        "Live event %s not sent (channel layer unavailable: %s: %s)",
+        event.get("type"),
+        type(exc).__name__,
+        exc,
+    )
 
 
 def inspection_payload(inspection: Inspection) -> dict:

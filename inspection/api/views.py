@@ -1,58 +1,39 @@
 """The device API: frames in, verdicts out; inspections and their images; edge manifests."""
 
 import logging
-import re
 import time
 
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, status
+from rest_framework import exceptions, generics
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import MultiPartParser
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import (
     DATABASE_UNAVAILABLE,
-    RETRY_AFTER_SECONDS,
-    PayloadTooLarge,
     StrictPageSize,
 )
 from inspection.api.filters import InspectionFilter
+from inspection.api.frames import frame_post, quiet_overload
 from inspection.api.overload import (
     ServerBusy,
     StationFrameRate,
     frames_in_flight,
-    log_overload,
 )
 from inspection.api.permissions import CanPostFrames, CanReadInspections, station_of
 from inspection.api.retention import image_removed_response
 from inspection.api.serializers import (
     IDEMPOTENCY_KEY_HELP,
-    IDEMPOTENCY_KEY_PATTERN,
     InspectionCreateSerializer,
     InspectionSerializer,
-    inspection_representation,
 )
-from inspection.runtime import RuntimeLoadError
 from inspection.selectors import inspection_queryset
-from inspection.services import (
-    FrameAlreadyStored,
-    FrameRefused,
-    StorageRefused,
-    inspection_create,
-)
-from masterdata.models import Station
 
 logger = logging.getLogger(__name__)
-
-# Multipart framing around the image: boundaries, headers and the small fields.
-MULTIPART_OVERHEAD = 64 * 1024
-
 
 READ_ERRORS = {
     401: OpenApiResponse(description="Missing, wrong or revoked token."),
@@ -96,9 +77,7 @@ class InspectionListCreateView(generics.ListCreateAPIView):
     def handle_exception(self, exc):
         response = super().handle_exception(exc)
         if isinstance(exc, ServerBusy):
-            # Expected under overload: one warning a second, not an ERROR per refusal.
-            response._has_been_logged = True
-            log_overload()
+            quiet_overload(response)
         return response
 
     def get_permissions(self):
@@ -165,92 +144,7 @@ class InspectionListCreateView(generics.ListCreateAPIView):
         },
     )
     def post(self, request, *args, **kwargs):
-        limit = settings.LINESIGHT["MAX_FRAME_BYTES"]
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > limit + MULTIPART_OVERHEAD:
-            raise PayloadTooLarge(
-                f"The request is {declared:,} bytes; frames may be {limit:,} bytes."
-            )
-        if len(request.FILES.getlist("image")) > 1 or len(request.FILES) > 1:
-            raise exceptions.ValidationError({"image": "Send exactly one image per request."})
-        serializer = InspectionCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        station = self._station(request, data["station"])
-        key = self._idempotency_key(request, data.get("frame_id", ""))
-        upload = data["image"]
-        if upload.size > limit:
-            raise PayloadTooLarge(f"The image is {upload.size:,} bytes; the limit is {limit:,}.")
-        try:
-            inspection = inspection_create(
-                station=station,
-                image=upload.read(),
-                product=data.get("product"),
-                serial=data["serial"],
-                lot=data["lot"],
-                captured_at=data.get("captured_at"),
-                edge=data["edge"],
-                idempotency_key=key,
-                started=self.started,
-            )
-        except FrameAlreadyStored as stored:
-            body = inspection_representation(stored.inspection, request)
-            return Response(body, status=status.HTTP_200_OK)
-        except FrameRefused as refused:
-            return _refusal(refused)
-        except RuntimeLoadError as exc:
-            logger.exception("Model could not be loaded for station %s", station.code)
-            return Response(
-                {"detail": f"The station's model could not be loaded on this server: {exc}"},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
-        body = inspection_representation(inspection, request)
-        location = request.build_absolute_uri(
-            reverse("api-inspection-detail", args=[inspection.pk])
-        )
-        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": location})
-
-    @staticmethod
-    def _idempotency_key(request, frame_id: str) -> str:
-        """The frame's key: the ``Idempotency-Key`` header or the ``frame_id`` field."""
-        header = request.headers.get("Idempotency-Key", "")
-        if header and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, header):
-            raise exceptions.ValidationError(
-                {"Idempotency-Key": "Give 1-100 visible ASCII characters (a UUID is fine)."}
-            )
-        if header and frame_id and header != frame_id:
-            raise exceptions.ValidationError(
-                {"frame_id": "The Idempotency-Key header and frame_id differ; send one key."}
-            )
-        return header or frame_id
-
-    @staticmethod
-    def _station(request, code: str) -> Station:
-        """The station named in the form; a device may only post for its own."""
-        device_station = station_of(request)
-        if device_station is not None and device_station.code == code:
-            return device_station  # already loaded by authentication
-        station = Station.objects.select_related("line__plant").filter(code=code).first()
-        if station is None:
-            raise exceptions.ValidationError({"station": f"Unknown station '{code}'."})
-        if device_station is not None:
-            raise exceptions.PermissionDenied(
-                f"This token belongs to station {device_station.code}, not {code}."
-            )
-        return station
-
-
-def _refusal(refused: FrameRefused) -> Response:
-    """A refused frame's answer; a storage refusal (503) says when to try again."""
-    if isinstance(refused, StorageRefused):
-        logger.error("Frame refused, storage would not take it: %s", refused.message)
-        return Response(
-            {"detail": refused.message},
-            status=refused.status,
-            headers={"Retry-After": str(settings.LINESIGHT["STORAGE_RETRY_AFTER_SECONDS"])},
-        )
-    return Response({"detail": refused.message}, status=refused.status)
+        return frame_post(request, started=self.started)
 
 
 class InspectionDetailView(generics.RetrieveAPIView):

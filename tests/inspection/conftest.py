@@ -26,3 +26,14 @@ def line_setup(db):
         "version": version,
         "deployment": deployment,
     }
+
+
+@pytest.fixture(params=["django", "lean"])
+def frame_client(request):
+    """A client for the frame API, once through Django's view (DRF's ``APIClient``) and once
+    through the ASGI application, where a device's frame takes the lean route."""
+    from rest_framework.test import APIClient
+
+    from tests.inspection.lean_client import LeanFrameClient
+
+    return APIClient() if request.param == "django" else LeanFrameClient()

@@ -12,6 +12,12 @@ from tests.inspection.test_api_frames import post_frame
 
 
 @pytest.fixture
+def api_client(frame_client):
+    """Every test here runs twice: through Django's view and through the lean ASGI route."""
+    return frame_client
+
+
+@pytest.fixture
 def device(line_setup, api_client):
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {line_setup['token']}")
     return api_client

@@ -25,6 +25,12 @@ def post_frame(client, *, token=None, station="ST1", image=None, name="frame.jpg
 
 
 @pytest.fixture
+def api_client(frame_client):
+    """Every test here runs twice: through Django's view and through the lean ASGI route."""
+    return frame_client
+
+
+@pytest.fixture
 def device(line_setup, api_client):
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {line_setup['token']}")
     return api_client

@@ -106,6 +106,12 @@ IMAGES = {
 
 
 @pytest.fixture
+def api_client(frame_client):
+    """Every test here runs twice: through Django's view and through the lean ASGI route."""
+    return frame_client
+
+
+@pytest.fixture
 def nothing_stored(line_setup, _media_root):
     """Asserts after the test that no inspection row and no new file exist."""
     before = stored_files(_media_root)

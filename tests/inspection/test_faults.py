@@ -27,6 +27,12 @@ from tests.servers import free_port
 pytestmark = [committed_db]
 
 
+@pytest.fixture
+def api_client(frame_client):
+    """Every test here runs twice: through Django's view and through the lean ASGI route."""
+    return frame_client
+
+
 @pytest.fixture(
     params=[(kind, mode) for kind in sorted(BACKENDS) for mode in ("refused", "silent")],
     ids=lambda param: "-".join(param),

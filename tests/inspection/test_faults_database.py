@@ -31,6 +31,12 @@ from tests.inspection.test_api_frames import post_frame
 pytestmark = [committed_db]
 
 
+@pytest.fixture
+def api_client(frame_client):
+    """The frame tests here run twice: through Django's view and through the lean ASGI route."""
+    return frame_client
+
+
 @contextmanager
 def database_away(tmp_path):
     """Point the default connection at a database that cannot be reached, then restore it."""

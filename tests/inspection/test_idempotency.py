@@ -28,6 +28,12 @@ def post_keyed(client, key: str, *, token=None, **fields):
 
 
 @pytest.fixture
+def api_client(frame_client):
+    """Every test here runs twice: through Django's view and through the lean ASGI route."""
+    return frame_client
+
+
+@pytest.fixture
 def device(line_setup, api_client):
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {line_setup['token']}")
     return api_client

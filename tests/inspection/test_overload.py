@@ -28,6 +28,12 @@ def _frame_files(media) -> list[str]:
     return [name for name in stored_files(media) if name.startswith("frames/")]
 
 
+@pytest.fixture
+def api_client(frame_client):
+    """Every test here runs twice: through Django's view and through the lean ASGI route."""
+    return frame_client
+
+
 @pytest.fixture(autouse=True)
 def _fresh_buckets():
     station_buckets.clear()

@@ -47,6 +47,12 @@ def _fill(folder) -> None:
 
 
 @pytest.fixture
+def api_client(frame_client):
+    """Every test here runs twice: through Django's view and through the lean ASGI route."""
+    return frame_client
+
+
+@pytest.fixture
 def warm(line_setup):
     """The station's model loaded (from the storage) before the storage fails: a running line."""
     model_cache().get(line_setup["version"])
