@@ -15,10 +15,13 @@ fresh data folder (its own SQLite database and media, removed at the end):
    attached, on the held-out test split, through the serving runtime;
 4. does the same for a naive baseline: the same network and data without
    what the recipe chooses (no augmentation, no class weights, constant
-   learning rate, no early stopping, ``--baseline-epochs`` epochs);
+   learning rate, no early stopping, shuffled sampling, average pooling,
+   ``--baseline-epochs`` epochs);
 5. prints accuracy, macro-F1, per-class F1, the confusion matrix, training
-   time (the process's, and the job's wall time), the training process's peak
-   RSS and the serving latency p50 per image, for both.
+   time (the process's wall and CPU time, and the job's wall time), the
+   training process's peak RSS, the serving latency p50 per image and the
+   machine's load average (the time budget is wall time: on a busy machine
+   fewer epochs fit), for both.
 
     .venv/bin/python benchmarks/training.py [--sets casting,magnetic_tile] [--limit 600]
         [--settings '{"time_budget_seconds": 300}'] [--baseline-epochs 5] [--no-baseline]
@@ -49,6 +52,8 @@ SETS = {
 NO_DEFECT = {"ok_front", "free"}
 NAIVE = {
     "class_weights": "none",
+    "sampling": "shuffle",
+    "pooling": "avg",
     "flip": "none",
     "rotation": 0.0,
     "shift": 0.0,
@@ -145,9 +150,14 @@ def train_and_evaluate(snapshot, model_name: str, settings: dict) -> dict:
     job_run(str(run.evaluation.job_id))
     evaluation = Evaluation.objects.get(pk=run.evaluation_id)
     chosen = run.settings_chosen
+    outcome = run.job.result
     return {
         "wall_seconds": wall,
         "training_seconds": run.training_seconds,
+        "cpu_seconds": outcome.get("cpu_seconds"),
+        "best_epoch": outcome.get("best_epoch"),
+        "stopped_because": outcome.get("stopped_because"),
+        "load_average": os.getloadavg()[1],  # the machine is shared: how busy it was
         "peak_rss_mb": run.peak_rss_mb,
         "epochs_run": len(run.history),
         "chosen": {k: v for k, v in chosen.items() if k not in ("why", "labels")},
@@ -164,10 +174,13 @@ def show(title: str, figures: dict) -> None:
     metrics = figures["metrics"]
     print(
         f"    accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-        f"training {figures['training_seconds']:.0f} s ({figures['epochs_run']} epochs), "
+        f"training {figures['training_seconds']:.0f} s wall, {figures['cpu_seconds'] or 0:.0f} s "
+        f"CPU ({figures['epochs_run']} epochs, best {figures['best_epoch']}; "
+        f"{figures['stopped_because']}), "
         f"job wall {figures['wall_seconds']:.0f} s, training process peak RSS "
         f"{figures['peak_rss_mb']:.0f} MB, serving ({figures['runtime']}) "
-        f"p50 {metrics['latency_ms']['p50']:.2f} ms/image"
+        f"p50 {metrics['latency_ms']['p50']:.2f} ms/image; load average (5 min) "
+        f"{figures['load_average']:.1f} on {os.cpu_count()} cores"
     )
     per_label = "  ".join(f"{k} {v['f1']:.3f}" for k, v in metrics["per_label"].items())
     print(f"    per-class F1: {per_label}")

@@ -25,6 +25,7 @@ from common.preprocessing import (
     open_frame,
 )
 from models_registry.datasets.models import DatasetSnapshot, SnapshotImage
+from models_registry.training.worker import SAMPLING_POWER
 
 # Pillow modes without colour: a dataset of only these trains a greyscale model.
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -32,8 +33,17 @@ MIN_INPUT_SIZE, MAX_CHOSEN_INPUT_SIZE = 32, 128  # what 2 CPU cores train in min
 MIN_TRAIN_PER_LABEL = 2
 MIN_VALIDATION_PER_LABEL = 1
 GREY_SAMPLES, GREY_TOLERANCE = 16, 3  # images looked at; channel spread counted as grey
-IMBALANCE_RATIO = 1.5  # above this largest/smallest train count, classes are weighted
+ROTATION = 0.05  # of a full turn: ±18°
+BRIGHTNESS_SHARE = 0.1  # of the mean pixel level
+IMBALANCE_RATIO = 1.5  # above this largest/smallest train count, rare labels are drawn more
+# Below this many validation images of a label, one image moves its F1 by a tenth or more:
+# the best epoch is then judged on macro-F1 averaged over SMOOTHED_EPOCHS epochs.
+FEW_VALIDATION, SMOOTHED_EPOCHS = 10, 3
 FLIPS = ("none", "horizontal", "vertical", "both")
+# How train images are drawn each epoch: shuffled as they are, or each label with a
+# probability proportional to the square root of its count, or every label equally often.
+SAMPLINGS = tuple(SAMPLING_POWER)
+POOLINGS = ("avg_max", "avg")  # how the last feature map becomes one vector
 SCHEDULES = ("cosine", "constant")
 CLASS_WEIGHTS = ("sqrt", "balanced", "none")  # inverse sqrt of frequency, inverse, equal
 COLOR_MODES = ("grayscale", "rgb")
@@ -78,8 +88,11 @@ SETTINGS: dict[str, Setting] = {
     "learning_rate": Setting(float, 0.0, 1.0, low_open=True),
     "lr_schedule": Setting(str, choices=SCHEDULES),
     "patience": Setting(int, 1, 100),
+    "smoothing_epochs": Setting(int, 1, 10),
     "target_escape_rate": Setting(float, 0.0, 1.0),
     "class_weights": Setting(str, choices=CLASS_WEIGHTS),
+    "sampling": Setting(str, choices=SAMPLINGS),
+    "pooling": Setting(str, choices=POOLINGS),
     "flip": Setting(str, choices=FLIPS),
     "rotation": Setting(float, 0.0, 0.5),
     "shift": Setting(float, 0.0, 0.5),
@@ -100,6 +113,8 @@ class SnapshotFacts:
     modes: Counter = field(default_factory=Counter)
     short_sides: list[int] = field(default_factory=list)
     grey_content: bool = False  # colour files whose sampled pixels are all grey
+    all_square: bool = True  # every image as wide as high (a part seen from above)
+    mean_level: float = 128.0  # sampled train images' mean pixel value, 0..255
 
     @property
     def labels(self) -> list[str]:
@@ -118,37 +133,42 @@ def snapshot_facts(snapshot: DatasetSnapshot) -> SnapshotFacts:
         facts.counts[split][label] += 1
         facts.modes[mode] += 1
         facts.short_sides.append(min(width, height))
+        facts.all_square = facts.all_square and width == height
     for label in SnapshotImage.objects.filter(snapshot=snapshot, split="test").values_list(
         "label__name", flat=True
     ):
         facts.counts["test"][label] += 1
-    if facts.modes and not all(mode in GREY_MODES for mode in facts.modes):
-        facts.grey_content = _sampled_images_are_grey(snapshot)
+    if facts.modes:
+        grey, facts.mean_level = _sampled_pixels(snapshot)
+        facts.grey_content = grey and not all(mode in GREY_MODES for mode in facts.modes)
     return facts
 
 
-def _is_grey(data: bytes) -> bool:
+def _pixels(data: bytes) -> np.ndarray:
+    """A 64x64 RGB thumbnail: a few pixels tell whether the channels differ and how bright."""
     frame = open_frame(
         data, max_pixels=settings.LINESIGHT["MAX_FRAME_PIXELS"], formats=DATASET_FORMATS
     )
-    frame.image.draft("RGB", (64, 64))  # a few pixels tell whether the channels differ
-    pixels = np.asarray(frame.image.convert("RGB").resize((64, 64)), dtype=np.int16)
-    spread = pixels.max(axis=2) - pixels.min(axis=2)
-    return bool(np.percentile(spread, 99) <= GREY_TOLERANCE)
+    frame.image.draft("RGB", (64, 64))
+    return np.asarray(frame.image.convert("RGB").resize((64, 64)), dtype=np.int16)
 
 
-def _sampled_images_are_grey(snapshot: DatasetSnapshot) -> bool:
-    """Whether colour-stored photographs are grey (R = G = B), as cameras often save them:
-    a greyscale model then learns as well from a third of the input."""
+def _sampled_pixels(snapshot: DatasetSnapshot) -> tuple[bool, float]:
+    """Whether sampled train photographs are grey (R = G = B, as cameras often save them: a
+    greyscale model then learns as well from a third of the input), and their mean level."""
     items = SnapshotImage.objects.filter(snapshot=snapshot, split="train").select_related("image")
+    grey, levels = True, []
     for item in items.order_by("image__sha256")[:GREY_SAMPLES]:  # spread, and repeatable
         try:
             with item.image.file.storage.open(item.image.file.name, "rb") as handle:
-                if not _is_grey(handle.read()):
-                    return False
+                pixels = _pixels(handle.read())
         except (OSError, FrameError):
-            return False
-    return True
+            grey = False
+            continue
+        spread = pixels.max(axis=2) - pixels.min(axis=2)
+        grey = grey and bool(np.percentile(spread, 99) <= GREY_TOLERANCE)
+        levels.append(float(pixels.mean()))
+    return grey, (float(np.mean(levels)) if levels else 128.0)
 
 
 def check_data(facts: SnapshotFacts, snapshot: DatasetSnapshot) -> None:
@@ -192,6 +212,9 @@ def _chosen(facts: SnapshotFacts) -> tuple[dict[str, Any], dict[str, str]]:
     size = size - size % 8 if size >= MIN_INPUT_SIZE else size
     train = facts.counts["train"]
     ratio = max(train.values()) / min(train.values())
+    imbalanced = ratio > IMBALANCE_RATIO
+    fewest_label, fewest = min(facts.counts["validation"].items(), key=lambda item: item[1])
+    few = fewest < FEW_VALIDATION
     values = {
         "color_mode": "grayscale" if grey else "rgb",
         "input_size": size,
@@ -201,11 +224,16 @@ def _chosen(facts: SnapshotFacts) -> tuple[dict[str, Any], dict[str, str]]:
         "learning_rate": 0.002,
         "lr_schedule": "cosine",
         "patience": 20,
-        "class_weights": "sqrt" if ratio > IMBALANCE_RATIO else "none",
+        "smoothing_epochs": SMOOTHED_EPOCHS if few else 1,
+        "class_weights": "none",
+        "sampling": "sqrt" if imbalanced else "shuffle",
+        "pooling": "avg_max",
         "flip": "both",
-        "rotation": 0.05,
+        "rotation": ROTATION if facts.all_square else 0.0,
         "shift": 0.05,
-        "brightness": 0.1,
+        # ±10 % of the photographs' own mean level: on dark parts a fixed share of 255 would
+        # swamp the picture.
+        "brightness": round(max(0.01, BRIGHTNESS_SHARE * facts.mean_level / 255), 3),
         "contrast": 0.1,
         "width": 32,
         "dropout": 0.3,
@@ -219,18 +247,41 @@ def _chosen(facts: SnapshotFacts) -> tuple[dict[str, Any], dict[str, str]]:
         "color_mode": f"image modes: {modes}{grey_note}",
         "input_size": f"median short side {median_side} px, kept within "
         f"{MIN_INPUT_SIZE}..{MAX_CHOSEN_INPUT_SIZE} for CPU training",
-        "class_weights": f"largest/smallest label in train: {ratio:.1f}x "
-        f"({'weighted' if ratio > IMBALANCE_RATIO else 'balanced enough'}; 'sqrt' weighs a "
-        "label by the inverse square root of its count: rare defects count more without "
-        "swamping the rest)",
+        "class_weights": f"largest/smallest label in train: {ratio:.1f}x; "
+        + (
+            "the sampling already shows rare labels more often, and weighting them too "
+            "would make the model call defects on good parts ('sqrt' or 'balanced' weigh "
+            "a label by the inverse square root of its count, or its inverse)"
+            if imbalanced
+            else "balanced enough, every image counts the same"
+        ),
+        "sampling": f"largest/smallest label in train: {ratio:.1f}x: each label drawn in "
+        "proportion to the square root of its count, so rare defects show in most batches "
+        "without their few images repeating endlessly ('balanced': every label equally often)"
+        if imbalanced
+        else "labels are balanced enough: images shuffled as they are",
+        "pooling": "the last feature map's average and maximum: a small defect shows at a few "
+        "positions, which an average alone washes out",
         "flip": "inspection photos of a part: mirrored views are the same part (override "
         "with 'none' when orientation matters)",
-        "rotation": "small rotations (±18°) and shifts for camera placement",
-        "brightness": "brightness and contrast ±10 % for lighting",
+        "rotation": "every image is square (a part seen from above): small rotations (±18°) "
+        "for its placement"
+        if facts.all_square
+        else "images are not all square: a rotation would cut the part's corners and fill "
+        "them in, so none (shifts of ±5 % only)",
+        "brightness": f"lighting: ±10 % of the photographs' mean level ({facts.mean_level:.0f} "
+        "of 255) and contrast ±10 %",
         "lr_schedule": "Adam with cosine decay over the epochs or the time budget, whichever "
         "ends first",
         "patience": "stops when validation macro-F1 has not improved for this many epochs "
         "(not before epoch 12); the best epoch's weights are kept",
+        "smoothing_epochs": f"'{fewest_label}' has {fewest} validation images: "
+        + (
+            f"one image moves its F1 a lot, so an epoch is judged on validation macro-F1 "
+            f"averaged over the last {SMOOTHED_EPOCHS} epochs"
+            if few
+            else "each epoch is judged on its own validation macro-F1"
+        ),
         "seed": "fixed, so the same run twice gives the same metrics within noise",
         "time_budget_seconds": "stops after the last epoch that fits in the budget",
         "target_escape_rate": "per-defect reject thresholds are suggested so that at most "
@@ -271,20 +322,24 @@ def choose_settings(
     for name, value in requested.items():
         values[name] = SETTINGS[name].check(name, value)
         why[name] = "set by the engineer"
-    values["class_weight_values"] = class_weights(facts.counts["train"], values["class_weights"])
+    values["class_weight_values"] = class_weights(
+        facts.counts["train"], values["class_weights"], values["sampling"]
+    )
     values["labels"] = facts.labels
     values["overridden"] = sorted(requested)
     values["why"] = why
     return values
 
 
-def class_weights(train: Counter, how: str) -> dict[str, float]:
-    """Each label's weight in the loss, averaging 1 over the train images."""
+def class_weights(train: Counter, how: str, sampling: str = "shuffle") -> dict[str, float]:
+    """Each label's weight in the loss, averaging 1 over the images as ``sampling`` draws
+    them (so the loss keeps its usual scale)."""
     if how == "none":
         return {}
     power = 0.5 if how == "sqrt" else 1.0
     raw = {label: (1.0 / n) ** power for label, n in sorted(train.items())}
-    mean = sum(raw[label] * n for label, n in train.items()) / sum(train.values())
+    drawn = {label: n ** SAMPLING_POWER[sampling] for label, n in train.items()}
+    mean = sum(raw[label] * drawn[label] for label in train) / sum(drawn.values())
     return {label: round(weight / mean, 4) for label, weight in raw.items()}
 
 

@@ -34,11 +34,14 @@ from tests.models_registry.test_api import client_for
 FAST = {"epochs": 2, "batch_size": 8, "width": 8}
 
 
-def part_photo(index: int, *, scratched: bool, size: int = 32, mode: str = "L") -> bytes:
+def part_photo(
+    index: int, *, scratched: bool, size: int = 32, mode: str = "L", width: int = 0
+) -> bytes:
     """A light part with grain; a scratched one has a dark diagonal line. ``mode`` "RGB"
-    stores the same grey pixels as colour, "tinted" makes them really coloured."""
+    stores the same grey pixels as colour, "tinted" makes them really coloured; ``width``
+    makes it wider than high."""
     rng = np.random.default_rng(index)
-    pixels = rng.integers(170, 230, (size, size)).astype(np.uint8)
+    pixels = rng.integers(170, 230, (size, width or size)).astype(np.uint8)
     if scratched:
         for step in range(size - 4):
             pixels[2 + step, (index + step) % size] = 20
@@ -55,25 +58,32 @@ def part_photo(index: int, *, scratched: bool, size: int = 32, mode: str = "L") 
     return buffer.getvalue()
 
 
-def photos(counts: dict[str, int], mode: str = "L") -> dict[str, bytes]:
+def photos(counts: dict[str, int], mode: str = "L", width: int = 0) -> dict[str, bytes]:
     entries, index = {}, 0
     for label, count in counts.items():
         for _ in range(count):
             scratched = label != "good"
             entries[f"{label}/{label}_{index}.png"] = part_photo(
-                index, scratched=scratched, mode=mode
+                index, scratched=scratched, mode=mode, width=width
             )
             index += 1
     return entries
 
 
 def snapshot_from(
-    api, name: str, counts: dict[str, int], shares=None, *, remove: str = "", mode: str = "L"
+    api,
+    name: str,
+    counts: dict[str, int],
+    shares=None,
+    *,
+    remove: str = "",
+    mode: str = "L",
+    width: int = 0,
 ) -> DatasetSnapshot:
     """Import the photos over the API, map the labels, split and freeze them as a snapshot
     (without the images of label ``remove``, removed as an engineer does in admin)."""
     assert api.post("/api/v1/datasets/", {"name": name}, format="json").status_code == 201
-    job = import_now(api, name, as_zip(photos(counts, mode)))
+    job = import_now(api, name, as_zip(photos(counts, mode, width)))
     assert job["state"] == "done", job["error"]
     for image in DatasetImage.objects.filter(dataset__name=name, label__name=remove):
         image_remove(image=image)
@@ -176,18 +186,54 @@ def test_colour_mode_is_chosen_from_the_pixels_not_only_the_file_mode(api):
 
 
 @pytest.mark.django_db
-def test_imbalanced_labels_get_class_weights_and_overrides_win(api):
+def test_imbalanced_labels_are_drawn_towards_the_rare_defect_and_overrides_win(api):
     snapshot = snapshot_from(api, "skewed", {"good": 30, "scratch": 8})
     chosen = start(api, snapshot).json()["settings_chosen"]
-    assert chosen["class_weights"] == "sqrt"
+    assert chosen["sampling"] == "sqrt" and chosen["class_weights"] == "none"
+    assert "x: each label drawn in proportion" in chosen["why"]["sampling"]
+    assert chosen["class_weight_values"] == {}
+    # A handful of validation images per label: an epoch is judged over the last three.
+    assert (
+        chosen["smoothing_epochs"] == 3
+        and "one image moves its F1" in (chosen["why"]["smoothing_epochs"])
+    )
+    chosen = start(
+        api, snapshot, settings={"sampling": "shuffle", "class_weights": "sqrt", "flip": "none"}
+    ).json()["settings_chosen"]
+    assert chosen["sampling"] == "shuffle" and chosen["class_weights"] == "sqrt"
     weights = chosen["class_weight_values"]
     assert weights["scratch"] > 1 > weights["good"]  # the rare defect counts more
-    assert "x (weighted;" in chosen["why"]["class_weights"]
-    chosen = start(api, snapshot, settings={"class_weights": "none", "flip": "none"}).json()[
-        "settings_chosen"
-    ]
-    assert chosen["class_weights"] == "none" and chosen["class_weight_values"] == {}
     assert chosen["flip"] == "none" and chosen["why"]["flip"] == "set by the engineer"
+
+
+def test_sqrt_sampling_shows_a_rare_label_in_proportion_to_the_root_of_its_count():
+    import tensorflow as tf
+
+    from models_registry.training.worker import sampled_indices
+
+    truth = np.array([0] * 90 + [1] * 10)
+    drawn = [
+        int(i)
+        for _ in range(20)
+        for i in sampled_indices(tf, truth, {"seed": 1, "sampling": "sqrt"}).as_numpy_iterator()
+    ]
+    assert len(drawn) == 20 * 100  # an epoch is as long as the train split
+    rare = float(np.mean(truth[drawn] == 1))
+    assert 0.2 < rare < 0.3  # sqrt(10) / (sqrt(90) + sqrt(10)) = 0.25, not 0.10
+    shuffled = sampled_indices(tf, truth, {"seed": 1, "sampling": "shuffle"})
+    assert sorted(int(i) for i in shuffled.as_numpy_iterator()) == list(range(100))
+
+
+@pytest.mark.django_db
+def test_augmentation_follows_the_photographs_shape_and_brightness(api):
+    square = start(api, snapshot_from(api, "square", {"good": 8, "scratch": 8}))
+    chosen = square.json()["settings_chosen"]
+    assert chosen["rotation"] > 0 and "every image is square" in chosen["why"]["rotation"]
+    # The parts are light (about 200 of 255): ±10 % of that.
+    assert 0.07 < chosen["brightness"] < 0.09 and "mean level (19" in chosen["why"]["brightness"]
+    wide = start(api, snapshot_from(api, "wide", {"good": 8, "scratch": 8}, width=48))
+    chosen = wide.json()["settings_chosen"]
+    assert chosen["rotation"] == 0 and "not all square" in chosen["why"]["rotation"]
 
 
 @pytest.mark.django_db
