@@ -241,9 +241,19 @@ def _chosen(facts: SnapshotFacts) -> tuple[dict[str, Any], dict[str, str]]:
         "time_budget_seconds": 900,
         "target_escape_rate": 0.01,
     }
+    return values, _reasons(facts, median_side, ratio, (fewest_label, fewest))
+
+
+def _reasons(
+    facts: SnapshotFacts, median_side: int, ratio: float, fewest: tuple[str, int]
+) -> dict[str, str]:
+    """Why ``_chosen`` chose each setting, in the words the run's page shows."""
+    imbalanced = ratio > IMBALANCE_RATIO
+    fewest_label, fewest_count = fewest
+    few = fewest_count < FEW_VALIDATION
     modes = ", ".join(f"{mode} {count}" for mode, count in facts.modes.most_common())
     grey_note = "; sampled colour files hold grey pixels only" if facts.grey_content else ""
-    why = {
+    return {
         "color_mode": f"image modes: {modes}{grey_note}",
         "input_size": f"median short side {median_side} px, kept within "
         f"{MIN_INPUT_SIZE}..{MAX_CHOSEN_INPUT_SIZE} for CPU training",
@@ -275,7 +285,7 @@ def _chosen(facts: SnapshotFacts) -> tuple[dict[str, Any], dict[str, str]]:
         "ends first",
         "patience": "stops when validation macro-F1 has not improved for this many epochs "
         "(not before epoch 12); the best epoch's weights are kept",
-        "smoothing_epochs": f"'{fewest_label}' has {fewest} validation images: "
+        "smoothing_epochs": f"'{fewest_label}' has {fewest_count} validation images: "
         + (
             f"one image moves its F1 a lot, so an epoch is judged on validation macro-F1 "
             f"averaged over the last {SMOOTHED_EPOCHS} epochs"
@@ -287,7 +297,6 @@ def _chosen(facts: SnapshotFacts) -> tuple[dict[str, Any], dict[str, str]]:
         "target_escape_rate": "per-defect reject thresholds are suggested so that at most "
         "this share of each defect's validation images would pass (1 %)",
     }
-    return values, why
 
 
 BASE_FIXED = ("input_size", "color_mode")  # a fine-tuned model keeps its base's input
